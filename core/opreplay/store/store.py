@@ -1,0 +1,488 @@
+"""The Store: the one place that opens a recording database, with its pragmas and its checks.
+
+Opening is careful because recordings come from elsewhere: a file is inspected before SQLite is
+allowed near it, a reader never writes (`query_only`), and every database error on the way out is
+turned into a `StoreError` that names the file and the problem in one line. Writes go through
+`append`, which uses the driver's `executemany` inside one transaction: peewee's query builder is
+about ten times slower than that on the recorder's hot path.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+from opreplay.errors import SessionNotFound, StoreError
+from opreplay.model import JSONValue, NewOperation, Operation, SessionInfo
+from opreplay.store import bodies
+from opreplay.store.schema import APPLICATION, SCHEMA_VERSION, SQLITE_APPLICATION_ID, bind_models
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "cache_size": -65536,  # 64 MiB
+    "temp_store": "memory",
+    "mmap_size": 268435456,
+    "foreign_keys": 0,
+}
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
+_ID_LENGTH = 6
+_OBJECT_CACHE_LIMIT = 200_000
+_BODY_CACHE_LIMIT = 200_000
+
+OPERATION_COLUMNS = (
+    "o.seq, o.ts, o.duration_us, o.thread, o.verb, b.api_version, b.resource, b.kind, b.namespace, b.name,"
+    " o.subresource, o.status, o.reason, o.message, o.resource_version, o.reconcile, o.watch, o.event,"
+    " o.request, o.response"
+)
+
+
+def _guard(method: Callable[P, R]) -> Callable[P, R]:
+    """Database errors leave the store as one-line `StoreError`s that name the database."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
+            store = args[0]
+            assert isinstance(store, Store)
+            raise StoreError(f"{store.label}: {_describe(error)}") from None
+
+    return wrapper
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if "malformed" in text or "not a database" in text:
+        return f"is corrupted ({text})"
+    return text
+
+
+def _check_sqlite_file(path: Path, *, create: bool) -> bool:
+    """Inspect the file before SQLite opens it; True when it is new (absent or empty)."""
+    if not path.exists():
+        if not create:
+            raise StoreError(f"{path}: no such file")
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: the folder {path.parent} does not exist")
+        return True
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a recording database")
+    size = path.stat().st_size
+    if size == 0:
+        if not create:
+            raise StoreError(f"{path}: is empty, not an opreplay recording")
+        return True
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as error:
+        raise StoreError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+        raise StoreError(f"{path}: is not a SQLite database (opreplay recordings are SQLite files)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    page_count = int.from_bytes(header[28:32], "big")
+    header_count_valid = header[24:28] == header[92:96]
+    if header_count_valid and page_count * page_size > size:
+        raise StoreError(
+            f"{path}: is truncated (its header says {page_count * page_size} bytes, the file has {size})"
+        )
+    return False
+
+
+class Store:
+    """A recording database: sessions, operations, bodies, checkpoints."""
+
+    def __init__(self, database: peewee.Database, label: str, *, writable: bool) -> None:
+        self.db = database
+        self.label = label
+        self.writable = writable
+        self.models = bind_models(database)
+        self._sqlite = isinstance(database, peewee.SqliteDatabase)
+        param = database.param
+        conflict = "OR IGNORE " if self._sqlite else ""
+        suffix = "" if self._sqlite else " ON CONFLICT DO NOTHING"
+        self._insert_body = (
+            f"INSERT {conflict}INTO bodies (digest, format, codec, size, data)"
+            f" VALUES ({', '.join([param] * 5)}){suffix}"
+        )
+        self._insert_object = (
+            f"INSERT {conflict}INTO objects (api_version, resource, kind, namespace, name)"
+            f" VALUES ({', '.join([param] * 5)}){suffix}"
+        )
+        self._select_object = (
+            f"SELECT id FROM objects WHERE api_version = {param} AND resource = {param}"
+            f" AND namespace = {param} AND name = {param}"
+        )
+        self._insert_operation = (
+            "INSERT INTO operations (session, seq, ts, duration_us, thread, verb, object, subresource,"
+            " status, reason, message, resource_version, reconcile, watch, event, request, response)"
+            f" VALUES ({', '.join([param] * 17)})"
+        )
+        self._object_ids: dict[tuple[str, str, str, str], int] = {}
+        self._known_bodies: set[bytes] = set()
+        self._write_lock = threading.Lock()
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, target: str | os.PathLike[str], *, create: bool = False) -> Store:
+        """Open a SQLite file or a database URL; `create=True` makes a new store where there is none.
+
+        Without `create` the store is read-only: nothing is written to the file, ever.
+        """
+        text = os.fspath(target)
+        if "://" in text and not text.startswith("sqlite"):
+            return cls._open_url(text, create=create)
+        path = Path(text.removeprefix("sqlite:///")) if text.startswith("sqlite") else Path(text)
+        new = _check_sqlite_file(path, create=create)
+        pragmas: dict[str, Any] = dict(SQLITE_PRAGMAS) if create else {
+            "query_only": 1,
+            "cache_size": SQLITE_PRAGMAS["cache_size"],
+            "mmap_size": SQLITE_PRAGMAS["mmap_size"],
+        }
+        database = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=30, check_same_thread=False)
+        store = cls(database, str(path), writable=create)
+        try:
+            store._connect(new=new)
+        except BaseException:
+            database.close()
+            raise
+        return store
+
+    @classmethod
+    def _open_url(cls, url: str, *, create: bool) -> Store:
+        label = _redact_url(url)
+        try:
+            database = connect_url(url)
+        except Exception as error:  # bad scheme, missing driver: both are the user's to fix
+            raise StoreError(f"{label}: cannot open ({error})") from None
+        store = cls(database, label, writable=create)
+        store._connect(new=None)
+        return store
+
+    def _connect(self, *, new: bool | None) -> None:
+        try:
+            self.db.connect(reuse_if_open=True)
+            tables = set(self.db.get_tables())
+        except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
+            raise StoreError(f"{self.label}: {_describe(error)}") from None
+        except peewee.OperationalError as error:
+            raise StoreError(f"{self.label}: cannot connect ({error})") from None
+        if "opreplay_meta" not in tables:
+            if tables or not self.writable:
+                raise StoreError(f"{self.label}: is a database, but not an opreplay recording")
+            self._initialize()
+            return
+        version = self._schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.label}: was written by a newer opreplay (schema {version});"
+                f" this one reads schema {SCHEMA_VERSION} and older: upgrade opreplay"
+            )
+
+    @_guard
+    def _schema_version(self) -> int:
+        row = self.models.Meta.get_or_none(self.models.Meta.key == "schema_version")
+        if row is None:
+            raise StoreError(f"{self.label}: is an opreplay recording without a schema version")
+        try:
+            return int(row.value)
+        except ValueError:
+            raise StoreError(f"{self.label}: has an unreadable schema version {row.value!r}") from None
+
+    @_guard
+    def _initialize(self) -> None:
+        with self.db.atomic():
+            self.db.create_tables(self.models.all)
+            self.models.Meta.insert_many(
+                [{"key": "schema_version", "value": str(SCHEMA_VERSION)}, {"key": "application", "value": APPLICATION}]
+            ).on_conflict_ignore().execute()
+            if self._sqlite:
+                self.db.execute_sql(f"PRAGMA application_id = {SQLITE_APPLICATION_ID}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise StoreError(f"{self.label}: opened read-only")
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    @_guard
+    def create_session(
+        self,
+        *,
+        name: str | None,
+        started_at: float,
+        command: str,
+        kube_context: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> SessionInfo:
+        self._require_writable()
+        Session = self.models.Session
+        for _ in range(20):
+            session_id = "".join(random.choices(_ID_ALPHABET, k=_ID_LENGTH))
+            try:
+                with self._write_lock, self.db.atomic():
+                    row = Session.create(
+                        id=session_id,
+                        name=name,
+                        started_at=started_at,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        command=command,
+                        kube_context=kube_context,
+                        labels=json.dumps(labels or {}, sort_keys=True),
+                    )
+                return self._session_info(row)
+            except peewee.IntegrityError:
+                continue
+        raise StoreError(f"{self.label}: could not allocate a unique session id")
+
+    @_guard
+    def end_session(self, session: SessionInfo, ended_at: float) -> None:
+        self._require_writable()
+        Session = self.models.Session
+        with self._write_lock, self.db.atomic():
+            Session.update(ended_at=ended_at).where(Session.pk == session.pk).execute()
+
+    @_guard
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, newest first."""
+        Session = self.models.Session
+        query = Session.select().order_by(Session.started_at.desc(), Session.pk.desc())
+        return [self._session_info(row) for row in query]
+
+    @_guard
+    def find_session(self, ref: str) -> SessionInfo:
+        """A session by id, by name (the newest of that name), or `latest`."""
+        Session = self.models.Session
+        newest = Session.select().order_by(Session.started_at.desc(), Session.pk.desc())
+        if ref == "latest":
+            row = newest.first()
+            if row is None:
+                raise SessionNotFound(f"{self.label}: holds no sessions yet")
+            return self._session_info(row)
+        row = Session.get_or_none(Session.id == ref) or newest.where(Session.name == ref).first()
+        if row is None:
+            raise SessionNotFound(
+                f"{self.label}: no session {ref!r} (see `opreplay sessions -d {self.label}`)"
+            )
+        return self._session_info(row)
+
+    @staticmethod
+    def _session_info(row: Any) -> SessionInfo:
+        return SessionInfo(
+            pk=row.pk,
+            id=row.id,
+            name=row.name,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            host=row.host,
+            pid=row.pid,
+            command=row.command,
+            kube_context=row.kube_context,
+            labels=json.loads(row.labels or "{}"),
+            operations=row.operations,
+            errors=row.errors,
+            dropped=row.dropped,
+        )
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @_guard
+    def append(
+        self, session: SessionInfo, first_seq: int, operations: Sequence[NewOperation], *, dropped: int = 0
+    ) -> None:
+        """Insert operations numbered from `first_seq`, in one transaction with their bodies."""
+        self._require_writable()
+        body_rows: list[tuple[bytes, int, int, int, bytes]] = []
+        op_rows: list[tuple[Any, ...]] = []
+        errors = 0
+        with self._write_lock, self._transaction():
+            cursor = self.db.cursor()
+            for offset, op in enumerate(operations):
+                request = self._body_row(op.request, body_rows) if op.request is not None else None
+                if op.response_items is not None and op.response is not None:
+                    items = [self._body_row(item, body_rows) for item in op.response_items]
+                    response: bytes | None = self._body_row(op.response, body_rows, items=items)
+                elif op.response is not None:
+                    response = self._body_row(op.response, body_rows)
+                else:
+                    response = None
+                if op.status >= 400 or (op.status == 0 and op.verb not in ("watch-event", "gap")):
+                    errors += 1
+                op_rows.append(
+                    (
+                        session.pk, first_seq + offset, op.ts, op.duration_us, op.thread, op.verb,
+                        self._object_id(cursor, op), op.subresource, op.status, op.reason, op.message,
+                        op.resource_version, op.reconcile, op.watch, op.event, request, response,
+                    )
+                )
+            if body_rows:
+                cursor.executemany(self._insert_body, body_rows)
+            cursor.executemany(self._insert_operation, op_rows)
+            Session = self.models.Session
+            Session.update(
+                operations=Session.operations + len(op_rows),
+                errors=Session.errors + errors,
+                dropped=Session.dropped + dropped,
+            ).where(Session.pk == session.pk).execute()
+        if len(self._known_bodies) > _BODY_CACHE_LIMIT:
+            self._known_bodies.clear()
+
+    def _transaction(self) -> Any:
+        if self._sqlite:
+            return self.db.atomic(lock_type="IMMEDIATE")
+        return self.db.atomic()
+
+    def _body_row(
+        self, data: bytes, rows: list[tuple[bytes, int, int, int, bytes]], *, items: list[bytes] | None = None
+    ) -> bytes:
+        if items is None:
+            stored, form = data, bodies.DOCUMENT
+        else:
+            stored, form = bodies.pack_list(data, items), bodies.LIST
+        key = bodies.digest(stored)
+        if key not in self._known_bodies:
+            self._known_bodies.add(key)
+            codec, blob = bodies.compress(stored)
+            rows.append((key, form, codec, len(stored), blob))
+        return key
+
+    def _object_id(self, cursor: Any, op: NewOperation) -> int:
+        key = (op.api_version, op.resource, op.namespace, op.name)
+        object_id = self._object_ids.get(key)
+        if object_id is None:
+            cursor.execute(self._insert_object, (op.api_version, op.resource, op.kind, op.namespace, op.name))
+            cursor.execute(self._select_object, key)
+            object_id = int(cursor.fetchone()[0])
+            if len(self._object_ids) > _OBJECT_CACHE_LIMIT:
+                self._object_ids.clear()
+            self._object_ids[key] = object_id
+        return object_id
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @_guard
+    def operations(self, session: SessionInfo, start: int = 1, stop: int | None = None) -> list[Operation]:
+        """Operations with start <= seq < stop, in order."""
+        param = self.db.param
+        sql = (
+            f"SELECT {OPERATION_COLUMNS} FROM operations o JOIN objects b ON b.id = o.object"
+            f" WHERE o.session = {param} AND o.seq >= {param}"
+        )
+        args: list[Any] = [session.pk, start]
+        if stop is not None:
+            sql += f" AND o.seq < {param}"
+            args.append(stop)
+        sql += " ORDER BY o.seq"
+        return [_operation(row) for row in self.db.execute_sql(sql, args)]
+
+    @_guard
+    def iter_operations(self, session: SessionInfo, *, batch: int = 5000) -> Iterator[Operation]:
+        """Every operation of a session in order, read in batches: memory does not grow with length."""
+        start = 1
+        while True:
+            chunk = self.operations(session, start, start + batch)
+            if not chunk:
+                return
+            yield from chunk
+            start = chunk[-1].seq + 1
+
+    @_guard
+    def body_bytes(self, key: bytes) -> bytes:
+        """The JSON bytes of a body, a LIST reassembled from its items."""
+        param = self.db.param
+        cursor = self.db.execute_sql(f"SELECT format, codec, data FROM bodies WHERE digest = {param}", (key,))
+        row = cursor.fetchone()
+        if row is None:
+            raise StoreError(f"{self.label}: body {key.hex()} is missing")
+        form, codec, data = row
+        stored = bodies.decompress(codec, data)
+        if form == bodies.DOCUMENT:
+            return stored
+        envelope, items = bodies.unpack_list(stored)
+        joined = b",".join(self.body_bytes(item) for item in items)
+        return envelope[:-1] + (b"," if envelope[-2:-1] != b"{" else b"") + b'"items":[' + joined + b"]}"
+
+    def body(self, key: bytes) -> JSONValue:
+        return bodies.loads(self.body_bytes(key))
+
+    @_guard
+    def summary(self, session: SessionInfo) -> dict[str, Any]:
+        """Counts by verb, kind and status, errors, time span: what `opreplay info` shows."""
+        param = self.db.param
+
+        def counts(column: str) -> dict[Any, int]:
+            cursor = self.db.execute_sql(
+                f"SELECT {column}, COUNT(*) FROM operations o JOIN objects b ON b.id = o.object"
+                f" WHERE o.session = {param} GROUP BY {column} ORDER BY COUNT(*) DESC",
+                (session.pk,),
+            )
+            return {key: count for key, count in cursor.fetchall()}
+
+        first, last = self.db.execute_sql(
+            f"SELECT MIN(ts), MAX(ts + duration_us / 1e6) FROM operations WHERE session = {param}",
+            (session.pk,),
+        ).fetchone()
+        return {
+            "verbs": counts("o.verb"),
+            "kinds": counts("b.kind"),
+            "statuses": counts("o.status"),
+            "first_ts": first,
+            "last_ts": last,
+        }
+
+    def size_on_disk(self) -> int | None:
+        """Bytes of the database file with its WAL, or None for a server database."""
+        if not self._sqlite:
+            return None
+        path = Path(self.label)
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _operation(row: Sequence[Any]) -> Operation:
+    (seq, ts, duration_us, thread, verb, api_version, resource, kind, namespace, name, subresource,
+     status, reason, message, resource_version, reconcile, watch, event, request, response) = row
+    return Operation(
+        seq, ts, duration_us, thread, verb, api_version, resource, kind, namespace, name, subresource,
+        status, reason, message, resource_version, reconcile, watch, event,
+        bytes(request) if request is not None else None,
+        bytes(response) if response is not None else None,
+    )
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return url
+

@@ -107,6 +107,40 @@ def _check_sqlite_file(path: Path, *, create: bool) -> bool:
     return False
 
 
+def _check_sqlite_contents(path: Path, *, create: bool) -> None:
+    """Look inside an existing SQLite file through a read-only connection, before any pragma runs."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: cannot be opened ({error})") from None
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "opreplay_meta" not in tables:
+            if tables or not create:
+                raise StoreError(f"{path}: is a SQLite database, but not an opreplay recording")
+            return
+        row = connection.execute("SELECT value FROM opreplay_meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: {_describe(error)}") from None
+    finally:
+        connection.close()
+    _check_schema_version(str(path), row[0] if row else None)
+
+
+def _check_schema_version(label: str, value: str | None) -> None:
+    if value is None:
+        raise StoreError(f"{label}: is an opreplay recording without a schema version")
+    try:
+        version = int(value)
+    except ValueError:
+        raise StoreError(f"{label}: has an unreadable schema version {value!r}") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{label}: was written by a newer opreplay (schema {version});"
+            f" this one reads schema {SCHEMA_VERSION} and older: upgrade opreplay"
+        )
+
+
 class Store:
     """A recording database: sessions, operations, bodies, checkpoints."""
 
@@ -158,10 +192,12 @@ class Store:
             "cache_size": SQLITE_PRAGMAS["cache_size"],
             "mmap_size": SQLITE_PRAGMAS["mmap_size"],
         }
+        if not new:
+            _check_sqlite_contents(path, create=create)
         database = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=30, check_same_thread=False)
         store = cls(database, str(path), writable=create)
         try:
-            store._connect(new=new)
+            store._connect()
         except BaseException:
             database.close()
             raise
@@ -175,10 +211,10 @@ class Store:
         except Exception as error:  # bad scheme, missing driver: both are the user's to fix
             raise StoreError(f"{label}: cannot open ({error})") from None
         store = cls(database, label, writable=create)
-        store._connect(new=None)
+        store._connect()
         return store
 
-    def _connect(self, *, new: bool | None) -> None:
+    def _connect(self) -> None:
         try:
             self.db.connect(reuse_if_open=True)
             tables = set(self.db.get_tables())
@@ -191,22 +227,13 @@ class Store:
                 raise StoreError(f"{self.label}: is a database, but not an opreplay recording")
             self._initialize()
             return
-        version = self._schema_version()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.label}: was written by a newer opreplay (schema {version});"
-                f" this one reads schema {SCHEMA_VERSION} and older: upgrade opreplay"
-            )
+        row = self._guarded_meta("schema_version")
+        _check_schema_version(self.label, row)
 
     @_guard
-    def _schema_version(self) -> int:
-        row = self.models.Meta.get_or_none(self.models.Meta.key == "schema_version")
-        if row is None:
-            raise StoreError(f"{self.label}: is an opreplay recording without a schema version")
-        try:
-            return int(row.value)
-        except ValueError:
-            raise StoreError(f"{self.label}: has an unreadable schema version {row.value!r}") from None
+    def _guarded_meta(self, key: str) -> str | None:
+        row = self.models.Meta.get_or_none(self.models.Meta.key == key)
+        return None if row is None else str(row.value)
 
     @_guard
     def _initialize(self) -> None:

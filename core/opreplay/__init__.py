@@ -5,6 +5,7 @@ opens a recording. The replay engine, analysis and front ends build on these.
 """
 
 from opreplay.errors import OpreplayError, SessionNotFound, StoreError
+from opreplay.record import Recorder, record
 from opreplay.store import Store
 
-__all__ = ["OpreplayError", "SessionNotFound", "Store", "StoreError"]
+__all__ = ["OpreplayError", "Recorder", "SessionNotFound", "Store", "StoreError", "record"]

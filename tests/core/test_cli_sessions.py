@@ -23,9 +23,19 @@ def database(tmp_path: Path) -> Path:
         new = store.create_session(name="new", started_at=200.0, command="op")
         body = orjson.dumps({"kind": "ConfigMap", "metadata": {"name": "cfg"}})
         ops = [
-            NewOperation(ts=time.time(), duration_us=900, thread="MainThread", verb=verb, api_version="v1",
-                         resource="configmaps", kind="ConfigMap", namespace="default", name="cfg",
-                         status=status, response=body)
+            NewOperation(
+                ts=time.time(),
+                duration_us=900,
+                thread="MainThread",
+                verb=verb,
+                api_version="v1",
+                resource="configmaps",
+                kind="ConfigMap",
+                namespace="default",
+                name="cfg",
+                status=status,
+                response=body,
+            )
             for verb, status in [("get", 404), ("create", 201), ("get", 200), ("patch", 409)]
         ]
         store.append(new, 1, ops)
@@ -66,7 +76,9 @@ def test_database_defaults_to_the_environment(database: Path) -> None:
         (["info", "nope", "-d", "{db}"], "no session 'nope'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(database: Path, tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    database: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     filled = [a.format(missing=tmp_path / "missing.db", db=database) for a in args]
     result = CliRunner().invoke(main, filled)
     assert result.exit_code == 2

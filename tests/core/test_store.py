@@ -18,8 +18,16 @@ from opreplay.store import SCHEMA_VERSION, Store
 
 def _op(**fields: object) -> NewOperation:
     base: dict[str, object] = dict(
-        ts=time.time(), duration_us=1200, thread="MainThread", verb="get", api_version="apps/v1",
-        resource="deployments", kind="Deployment", namespace="default", name="web", status=200,
+        ts=time.time(),
+        duration_us=1200,
+        thread="MainThread",
+        verb="get",
+        api_version="apps/v1",
+        resource="deployments",
+        kind="Deployment",
+        namespace="default",
+        name="web",
+        status=200,
     )
     base.update(fields)
     return NewOperation(**base)  # type: ignore[arg-type]
@@ -46,7 +54,12 @@ def test_round_trip_keeps_every_field(recording: Path) -> None:
         ops = store.operations(session)
     assert [op.seq for op in ops] == [1, 2, 3]
     assert (ops[0].verb, ops[0].kind, ops[0].namespace, ops[0].name, ops[0].status) == (
-        "get", "Deployment", "default", "web", 200)
+        "get",
+        "Deployment",
+        "default",
+        "web",
+        200,
+    )
     assert ops[2].reason == "Conflict" and ops[2].is_error
     assert session.operations == 3 and session.errors == 1 and session.ended_at is not None
 
@@ -68,8 +81,11 @@ def test_list_response_is_stored_as_items_and_reassembled(tmp_path: Path) -> Non
         store.append(session, 1, [_op(verb="list", name="", response=envelope, response_items=(pod, pod))])
         (op,) = store.operations(session)
         listed = store.body(op.response_digest or b"")
-    assert listed == {"kind": "PodList", "metadata": {"resourceVersion": "9"},
-                      "items": [{"kind": "Pod", "metadata": {"name": "a"}}] * 2}
+    assert listed == {
+        "kind": "PodList",
+        "metadata": {"resourceVersion": "9"},
+        "items": [{"kind": "Pod", "metadata": {"name": "a"}}] * 2,
+    }
 
 
 def test_sessions_are_newest_first_and_found_by_id_name_and_latest(tmp_path: Path) -> None:
@@ -100,7 +116,9 @@ def _corrupt_middle(path: Path) -> None:
 
 def _newer_schema(path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE opreplay_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 5),))
+        conn.execute(
+            "UPDATE opreplay_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 5),)
+        )
 
 
 def _foreign_sqlite(path: Path) -> None:
@@ -126,7 +144,12 @@ CASES = {
 
 @pytest.mark.parametrize(
     ("case", "create"),
-    [(case, create) for case in sorted(CASES) for create in (False, True) if not (case == "empty file" and create)],
+    [
+        (case, create)
+        for case in sorted(CASES)
+        for create in (False, True)
+        if not (case == "empty file" and create)
+    ],
 )
 def test_bad_files_get_one_line_and_are_left_untouched(recording: Path, case: str, create: bool) -> None:
     damage, expected = CASES[case]

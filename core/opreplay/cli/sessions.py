@@ -93,12 +93,18 @@ def info(session: str, database: str, as_json: bool) -> None:
         return
     console = Console()
     name = f" ({found.name})" if found.name else ""
-    console.print(f"[bold]session {found.id}{name}[/bold]: {found.operations:,} operations, "
-                  f"[red]{found.errors:,} errors[/red], {report['duration_s']:.2f} s "
-                  f"from {_when(first)}" + (f", {size / 1e6:.1f} MB on disk" if size else ""))
+    console.print(
+        f"[bold]session {found.id}{name}[/bold]: {found.operations:,} operations, "
+        f"[red]{found.errors:,} errors[/red], {report['duration_s']:.2f} s "
+        f"from {_when(first)}" + (f", {size / 1e6:.1f} MB on disk" if size else "")
+    )
     if found.dropped:
         console.print(f"[yellow]{found.dropped:,} operations were dropped (recorder queue full)[/yellow]")
-    for title, counts in (("verb", report["verbs"]), ("kind", report["kinds"]), ("status", report["statuses"])):
+    for title, counts in (
+        ("verb", report["verbs"]),
+        ("kind", report["kinds"]),
+        ("status", report["statuses"]),
+    ):
         table = Table(title=f"by {title}")
         table.add_column(title)
         table.add_column("operations", justify="right")

@@ -9,7 +9,8 @@ Layout, and why:
   touched: operations carry a small integer instead of four strings, and a selector such as
   `Deployment/default/*` resolves to a handful of ids that the (session, object) index answers.
 - `bodies` are content-addressed by a 16-byte BLAKE2b digest: an object state that recurs (a GET
-  of an unchanged object, the watch event that echoes an update) is stored once.
+  of an unchanged object, the watch event that echoes an update) is stored once; a new version of an
+  object is stored as a zstd delta against the previous version (`base`), a few dozen bytes.
 - `checkpoints` hold the cluster state every K operations, so the state at any seq is one
   checkpoint plus at most K operations away.
 """
@@ -17,7 +18,6 @@ Layout, and why:
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 import peewee
 
@@ -108,15 +108,17 @@ def bind_models(database: peewee.Database) -> SimpleNamespace:
             )
 
     class Body(Base):
+        # A rowid table on purpose: WITHOUT ROWID stores a ~1 KB blob inline in the key's b-tree and
+        # spills it to a mostly empty overflow page; here bodies pack densely into table pages.
         digest = peewee.BlobField(primary_key=True)
         format = peewee.IntegerField()
         codec = peewee.IntegerField()
+        base = peewee.BlobField(null=True)
         size = peewee.IntegerField()
         data = peewee.BlobField()
 
         class Meta:
             table_name = "bodies"
-            without_rowid = sqlite
 
     class Checkpoint(Base):
         session = peewee.IntegerField()
@@ -137,4 +139,3 @@ def bind_models(database: peewee.Database) -> SimpleNamespace:
         Checkpoint=Checkpoint,
         all=[Meta, Session, Object, Operation, Body, Checkpoint],
     )
-

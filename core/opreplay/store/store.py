@@ -16,16 +16,19 @@ import random
 import socket
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import peewee
+import zstandard
 from playhouse.db_url import connect as connect_url
 
 from opreplay.errors import SessionNotFound, StoreError
 from opreplay.model import JSONValue, NewOperation, Operation, SessionInfo
 from opreplay.store import bodies
+from opreplay.store.replay_queries import ReplayQueries
 from opreplay.store.schema import APPLICATION, SCHEMA_VERSION, SQLITE_APPLICATION_ID, bind_models
 
 P = ParamSpec("P")
@@ -44,6 +47,11 @@ _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read 
 _ID_LENGTH = 6
 _OBJECT_CACHE_LIMIT = 200_000
 _BODY_CACHE_LIMIT = 200_000
+_LATEST_LIMIT = 20_000  # objects whose latest version is kept as a delta base while recording
+_READ_CACHE_LIMIT = 2_048
+
+BodyRow = tuple[bytes, int, int, bytes | None, int, bytes]
+"""digest, format, codec, base digest, size, stored bytes: one row of the bodies table."""
 
 OPERATION_COLUMNS = (
     "o.seq, o.ts, o.duration_us, o.thread, o.verb, b.api_version, b.resource, b.kind, b.namespace, b.name,"
@@ -141,7 +149,7 @@ def _check_schema_version(label: str, value: str | None) -> None:
         )
 
 
-class Store:
+class Store(ReplayQueries):
     """A recording database: sessions, operations, bodies, checkpoints."""
 
     def __init__(self, database: peewee.Database, label: str, *, writable: bool) -> None:
@@ -154,8 +162,8 @@ class Store:
         conflict = "OR IGNORE " if self._sqlite else ""
         suffix = "" if self._sqlite else " ON CONFLICT DO NOTHING"
         self._insert_body = (
-            f"INSERT {conflict}INTO bodies (digest, format, codec, size, data)"
-            f" VALUES ({', '.join([param] * 5)}){suffix}"
+            f"INSERT {conflict}INTO bodies (digest, format, codec, base, size, data)"
+            f" VALUES ({', '.join([param] * 6)}){suffix}"
         )
         self._insert_object = (
             f"INSERT {conflict}INTO objects (api_version, resource, kind, namespace, name)"
@@ -171,7 +179,10 @@ class Store:
             f" VALUES ({', '.join([param] * 17)})"
         )
         self._object_ids: dict[tuple[str, str, str, str], int] = {}
-        self._known_bodies: set[bytes] = set()
+        self._known_bodies: dict[bytes, int] = {}  # digest -> delta depth, for bodies written here
+        self._latest: OrderedDict[tuple[str, str, str, str], tuple[bytes, bytes, int]] = OrderedDict()
+        self._read_cache: OrderedDict[bytes, tuple[int, bytes]] = OrderedDict()
+        self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------------
@@ -187,11 +198,15 @@ class Store:
             return cls._open_url(text, create=create)
         path = Path(text.removeprefix("sqlite:///")) if text.startswith("sqlite") else Path(text)
         new = _check_sqlite_file(path, create=create)
-        pragmas: dict[str, Any] = dict(SQLITE_PRAGMAS) if create else {
-            "query_only": 1,
-            "cache_size": SQLITE_PRAGMAS["cache_size"],
-            "mmap_size": SQLITE_PRAGMAS["mmap_size"],
-        }
+        pragmas: dict[str, Any] = (
+            dict(SQLITE_PRAGMAS)
+            if create
+            else {
+                "query_only": 1,
+                "cache_size": SQLITE_PRAGMAS["cache_size"],
+                "mmap_size": SQLITE_PRAGMAS["mmap_size"],
+            }
+        )
         if not new:
             _check_sqlite_contents(path, create=create)
         database = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=30, check_same_thread=False)
@@ -240,7 +255,10 @@ class Store:
         with self.db.atomic():
             self.db.create_tables(self.models.all)
             self.models.Meta.insert_many(
-                [{"key": "schema_version", "value": str(SCHEMA_VERSION)}, {"key": "application", "value": APPLICATION}]
+                [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    {"key": "application", "value": APPLICATION},
+                ]
             ).on_conflict_ignore().execute()
             if self._sqlite:
                 self.db.execute_sql(f"PRAGMA application_id = {SQLITE_APPLICATION_ID}")
@@ -348,27 +366,49 @@ class Store:
     ) -> None:
         """Insert operations numbered from `first_seq`, in one transaction with their bodies."""
         self._require_writable()
-        body_rows: list[tuple[bytes, int, int, int, bytes]] = []
+        body_rows: list[BodyRow] = []
         op_rows: list[tuple[Any, ...]] = []
         errors = 0
         with self._write_lock, self._transaction():
             cursor = self.db.cursor()
             for offset, op in enumerate(operations):
-                request = self._body_row(op.request, body_rows) if op.request is not None else None
+                key = (op.api_version, op.resource, op.namespace, op.name)
+                versioned = key if op.name else None
+                request = (
+                    self._document_row(op.request, body_rows, versioned, remember=False)
+                    if op.request is not None
+                    else None
+                )
                 if op.response_items is not None and op.response is not None:
-                    items = [self._body_row(item, body_rows) for item in op.response_items]
-                    response: bytes | None = self._body_row(op.response, body_rows, items=items)
+                    items = [self._document_row(item, body_rows, None) for item in op.response_items]
+                    response: bytes | None = self._list_row(op.response, items, body_rows)
+                elif op.response is not None and op.status < 400:
+                    response = self._document_row(op.response, body_rows, versioned)
                 elif op.response is not None:
-                    response = self._body_row(op.response, body_rows)
+                    response = self._document_row(op.response, body_rows, None)
                 else:
                     response = None
                 if op.status >= 400 or (op.status == 0 and op.verb not in ("watch-event", "gap")):
                     errors += 1
                 op_rows.append(
                     (
-                        session.pk, first_seq + offset, op.ts, op.duration_us, op.thread, op.verb,
-                        self._object_id(cursor, op), op.subresource, op.status, op.reason, op.message,
-                        op.resource_version, op.reconcile, op.watch, op.event, request, response,
+                        session.pk,
+                        first_seq + offset,
+                        op.ts,
+                        op.duration_us,
+                        op.thread,
+                        op.verb,
+                        self._object_id(cursor, op),
+                        op.subresource,
+                        op.status,
+                        op.reason,
+                        op.message,
+                        op.resource_version,
+                        op.reconcile,
+                        op.watch,
+                        op.event,
+                        request,
+                        response,
                     )
                 )
             if body_rows:
@@ -388,18 +428,55 @@ class Store:
             return self.db.atomic(lock_type="IMMEDIATE")
         return self.db.atomic()
 
-    def _body_row(
-        self, data: bytes, rows: list[tuple[bytes, int, int, int, bytes]], *, items: list[bytes] | None = None
+    def _document_row(
+        self,
+        data: bytes,
+        rows: list[BodyRow],
+        versioned: tuple[str, str, str, str] | None,
+        *,
+        remember: bool = True,
     ) -> bytes:
-        if items is None:
-            stored, form = data, bodies.DOCUMENT
-        else:
-            stored, form = bodies.pack_list(data, items), bodies.LIST
-        key = bodies.digest(stored)
+        """Store a JSON document once; a new version of an object as a delta against the previous.
+
+        Only responses are remembered as the object's latest version: a request (a small patch)
+        is a poor base for the next full object.
+        """
+        key = bodies.digest(data)
+        depth = self._known_bodies.get(key)
+        if depth is None:
+            previous = self._latest.get(versioned) if versioned is not None else None
+            if previous is not None and previous[2] < bodies.MAX_DELTA_DEPTH and len(data) >= 256:
+                base, base_data, base_depth = previous
+                depth = base_depth + 1
+                rows.append(
+                    (
+                        key,
+                        bodies.DOCUMENT,
+                        bodies.DELTA,
+                        base,
+                        len(data),
+                        bodies.compress_delta(data, base_data),
+                    )
+                )
+            else:
+                depth = 0
+                codec, blob = bodies.compress(data)
+                rows.append((key, bodies.DOCUMENT, codec, None, len(data), blob))
+            self._known_bodies[key] = depth
+        if versioned is not None and remember:
+            self._latest[versioned] = (key, data, depth)
+            self._latest.move_to_end(versioned)
+            if len(self._latest) > _LATEST_LIMIT:
+                self._latest.popitem(last=False)
+        return key
+
+    def _list_row(self, envelope: bytes, items: list[bytes], rows: list[BodyRow]) -> bytes:
+        packed = bodies.pack_list(envelope, items)
+        key = bodies.digest(packed)
         if key not in self._known_bodies:
-            self._known_bodies.add(key)
-            codec, blob = bodies.compress(stored)
-            rows.append((key, form, codec, len(stored), blob))
+            self._known_bodies[key] = 0
+            codec, blob = bodies.compress(packed)
+            rows.append((key, bodies.LIST, codec, None, len(packed), blob))
         return key
 
     def _object_id(self, cursor: Any, op: NewOperation) -> int:
@@ -445,18 +522,37 @@ class Store:
     @_guard
     def body_bytes(self, key: bytes) -> bytes:
         """The JSON bytes of a body, a LIST reassembled from its items."""
-        param = self.db.param
-        cursor = self.db.execute_sql(f"SELECT format, codec, data FROM bodies WHERE digest = {param}", (key,))
-        row = cursor.fetchone()
-        if row is None:
-            raise StoreError(f"{self.label}: body {key.hex()} is missing")
-        form, codec, data = row
-        stored = bodies.decompress(codec, data)
+        form, stored = self._stored(key)
         if form == bodies.DOCUMENT:
             return stored
         envelope, items = bodies.unpack_list(stored)
-        joined = b",".join(self.body_bytes(item) for item in items)
+        joined = b",".join(self._stored(item)[1] for item in items)
         return envelope[:-1] + (b"," if envelope[-2:-1] != b"{" else b"") + b'"items":[' + joined + b"]}"
+
+    def _stored(self, key: bytes) -> tuple[int, bytes]:
+        """(format, decompressed bytes) of a body, through a small cache: deltas chain to their base."""
+        with self._read_lock:
+            cached = self._read_cache.get(key)
+            if cached is not None:
+                self._read_cache.move_to_end(key)
+                return cached
+        param = self.db.param
+        row = self.db.execute_sql(
+            f"SELECT format, codec, base, data FROM bodies WHERE digest = {param}", (key,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"{self.label}: body {key.hex()} is missing")
+        form, codec, base, data = row
+        base_bytes = self._stored(bytes(base))[1] if base is not None else None
+        try:
+            result = (form, bodies.decompress(codec, data, base_bytes))
+        except (ValueError, zstandard.ZstdError) as error:
+            raise StoreError(f"{self.label}: body {key.hex()} is corrupted ({error})") from None
+        with self._read_lock:
+            self._read_cache[key] = result
+            if len(self._read_cache) > _READ_CACHE_LIMIT:
+                self._read_cache.popitem(last=False)
+        return result
 
     def body(self, key: bytes) -> JSONValue:
         return bodies.loads(self.body_bytes(key))
@@ -495,11 +591,47 @@ class Store:
 
 
 def _operation(row: Sequence[Any]) -> Operation:
-    (seq, ts, duration_us, thread, verb, api_version, resource, kind, namespace, name, subresource,
-     status, reason, message, resource_version, reconcile, watch, event, request, response) = row
+    (
+        seq,
+        ts,
+        duration_us,
+        thread,
+        verb,
+        api_version,
+        resource,
+        kind,
+        namespace,
+        name,
+        subresource,
+        status,
+        reason,
+        message,
+        resource_version,
+        reconcile,
+        watch,
+        event,
+        request,
+        response,
+    ) = row
     return Operation(
-        seq, ts, duration_us, thread, verb, api_version, resource, kind, namespace, name, subresource,
-        status, reason, message, resource_version, reconcile, watch, event,
+        seq,
+        ts,
+        duration_us,
+        thread,
+        verb,
+        api_version,
+        resource,
+        kind,
+        namespace,
+        name,
+        subresource,
+        status,
+        reason,
+        message,
+        resource_version,
+        reconcile,
+        watch,
+        event,
         bytes(request) if request is not None else None,
         bytes(response) if response is not None else None,
     )
@@ -512,4 +644,3 @@ def _redact_url(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}{sep}{user}:***@{host}"
     return url
-

@@ -1,6 +1,6 @@
 """Body encoding: content addressing, compression, and LIST responses split into their items.
 
-A body is identified by the BLAKE2b-128 digest of its JSON bytes, so the same object state is
+A body is identified by a 128-bit SHA-256 digest of its JSON bytes, so the same object state is
 stored once however many GETs, watch events and list items carry it, and a new version of an
 object is compressed against the previous one (a delta: tens of bytes instead of a kilobyte), with
 chains cut every `MAX_DELTA_DEPTH` versions so reading one costs a bounded number of steps.
@@ -33,7 +33,9 @@ _local = threading.local()
 
 
 def digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).digest()
+    """SHA-256 cut to 128 bits: collision-resistant, and about twice as fast as BLAKE2b here because
+    OpenSSL uses the CPU's SHA extensions."""
+    return hashlib.sha256(data).digest()[:_DIGEST_SIZE]
 
 
 def _compressor() -> zstandard.ZstdCompressor:

@@ -8,7 +8,7 @@ Layout, and why:
 - `objects` interns the (apiVersion, resource, namespace, name) of every object an operation
   touched: operations carry a small integer instead of four strings, and a selector such as
   `Deployment/default/*` resolves to a handful of ids that the (session, object) index answers.
-- `bodies` are content-addressed by a 16-byte BLAKE2b digest: an object state that recurs (a GET
+- `bodies` are content-addressed by a 16-byte SHA-256 digest: an object state that recurs (a GET
   of an unchanged object, the watch event that echoes an update) is stored once; a new version of an
   object is stored as a zstd delta against the previous version (`base`), a few dozen bytes.
 - `checkpoints` hold the cluster state every K operations, so the state at any seq is one

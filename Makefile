@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DB ?= demo.db
 
-.PHONY: demo test lint typecheck layers pytest bench clean
+EXT := vscode-extension
+EXT_STAMP := $(EXT)/node_modules/.installed
+DAP_E2E := tests/e2e/dap
+DAP_STAMP := $(DAP_E2E)/node_modules/.installed
+
+.PHONY: demo test lint typecheck layers pytest dap-e2e extension e2e bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/opreplay demo -d $(DEMO_DB)
 	$(BIN)/opreplay sessions -d $(DEMO_DB)
 	$(BIN)/opreplay info latest -d $(DEMO_DB)
+	$(BIN)/opreplay analyze latest -d $(DEMO_DB)
 
 lint: $(STAMP)
 	$(BIN)/ruff check core adapter examples tests benchmarks
@@ -31,10 +37,33 @@ layers: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck layers pytest
+$(DAP_STAMP): $(DAP_E2E)/package.json $(DAP_E2E)/package-lock.json
+	cd $(DAP_E2E) && npm ci --no-audit --no-fund
+	touch $@
+
+# Microsoft's DebugClient drives opreplay-dap over stdio against the demo recording.
+dap-e2e: $(STAMP) $(DAP_STAMP)
+	cd $(DAP_E2E) && OPREPLAY_PYTHON=$(CURDIR)/$(BIN)/python npx mocha
+
+$(EXT_STAMP): $(EXT)/package.json $(EXT)/package-lock.json
+	cd $(EXT) && npm ci --no-audit --no-fund
+	touch $@
+
+# The extension's unit tests, then the installable .vsix.
+extension: $(EXT_STAMP)
+	cd $(EXT) && npm test && npm run package
+
+# A real VS Code (code-server in headless Chromium); heavy installs are cached in ~/.cache/opreplay-e2e.
+e2e: extension $(STAMP)
+	cd $(EXT) && OPREPLAY_E2E_PYTHON=$(CURDIR)/$(BIN)/python node test/e2e/run.js
+
+test: lint typecheck layers pytest dap-e2e extension e2e
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/record_bench.py
+	$(BIN)/python benchmarks/replay_bench.py
+	$(BIN)/python benchmarks/dap_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(EXT)/node_modules $(EXT)/dist $(EXT)/out $(EXT)/*.vsix $(EXT)/test-artifacts $(DAP_E2E)/node_modules

@@ -3,10 +3,11 @@
 Every message from the adapter is checked as it arrives: Content-Length framing, JSON, `seq`
 numbering (1, 2, 3, ... with no gap), then the official schema, `ProtocolMessage` first and then
 the specific definition (`<Command>Response`, `ErrorResponse` when `success` is false,
-`<Event>Event`). A violation is recorded and raised by the next call that waits, and by `close()`,
-so a test cannot pass over a bad message. The client works over any pair of blocking binary
-streams: pipes to an in-process session (`InProcess`), a subprocess's stdio (`AdapterProcess`),
-a socket's files (`connect`).
+`<Event>Event`, `Event` for the adapter's own `opreplay/...` events). A violation is recorded
+and raised by the next call that waits, and by `close()`, so a test cannot pass over a bad
+message. The client works over any pair of blocking binary streams: pipes to an in-process
+session (`InProcess`), a subprocess's stdio (`AdapterProcess`), a socket's files (`connect`).
+`Debugger` drives a client through a debug session as VS Code does.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from opreplay_adapter.dap.session import DebugSession
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / ".." / "shared" / "dap" / "debugAdapterProtocol.json"
+CUSTOM_EVENT_PREFIX = "opreplay/"
+"""Events the protocol does not define (the extension's status bar reads `opreplay/position`)."""
 
 
 class Incoming(Protocol):
@@ -74,7 +77,10 @@ class SchemaChecker:
             name = _capitalised(message.get("command")) + "Response"
             return name if name in self.definitions else "Response"
         if message.get("type") == "event":
-            name = _capitalised(message.get("event")) + "Event"
+            event = message.get("event")
+            if isinstance(event, str) and event.startswith(CUSTOM_EVENT_PREFIX):
+                return "Event"  # the adapter's own events: the base definition, with a body
+            name = _capitalised(event) + "Event"
             return name if name in self.definitions else None
         return None
 
@@ -367,3 +373,84 @@ def connect(port: int) -> tuple[DAPClient, socket.socket]:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.settimeout(None)
     return DAPClient(sock.makefile("rb", buffering=0), sock.makefile("wb", buffering=0)), sock
+
+
+class Debugger:
+    """A `DAPClient` driven as VS Code drives a debug session, with the waits a test needs."""
+
+    INITIALIZE: dict[str, Any] = {  # noqa: RUF012
+        "adapterID": "opreplay",
+        "linesStartAt1": True,
+        "columnsStartAt1": True,
+        "supportsVariableType": True,
+        "supportsProgressReporting": True,
+    }
+
+    def __init__(self, item: InProcess) -> None:
+        self.item = item
+        self.client = item.client
+        self.last_stop: dict[str, Any] = {"seq": 0}
+
+    @classmethod
+    def launched(
+        cls, item: InProcess, launch: dict[str, Any], *, configure: Callable[[Debugger], None] | None = None
+    ) -> Debugger:
+        debugger = cls(item)
+        assert debugger.request("initialize", cls.INITIALIZE)["success"]
+        response = debugger.request("launch", launch)
+        assert response["success"], response.get("message")
+        debugger.client.wait_event("initialized")
+        if configure is not None:
+            configure(debugger)
+        assert debugger.request("configurationDone")["success"]
+        debugger.wait_stopped()
+        return debugger
+
+    def request(self, command: str, arguments: Any = None, *, timeout: float = 15.0) -> dict[str, Any]:
+        return self.client.request(command, arguments, timeout=timeout)
+
+    def body(self, command: str, arguments: Any = None) -> Any:
+        response = self.request(command, arguments)
+        assert response["success"], f"{command}: {response.get('message')}"
+        return response.get("body")
+
+    def wait_stopped(self, *, timeout: float = 15.0) -> dict[str, Any]:
+        """The next `stopped` event's body (after the last one seen)."""
+        event = self.client.wait_event("stopped", timeout=timeout, after=self.last_stop["seq"])
+        self.last_stop = event
+        return cast(dict[str, Any], event["body"])
+
+    def move(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A stepping request and the stop it causes."""
+        self.body(command, {"threadId": 1, **(arguments or {})})
+        return self.wait_stopped()
+
+    def position(self) -> int:
+        event = self.client.wait_event("opreplay/position", after=self.last_stop["seq"])
+        return cast(int, event["body"]["seq"])
+
+    def frames(self) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            self.body("stackTrace", {"threadId": self.last_stop["body"]["threadId"]})["stackFrames"],
+        )
+
+    def scopes(self) -> dict[str, dict[str, Any]]:
+        return {s["name"]: s for s in self.body("scopes", {"frameId": self.frames()[0]["id"]})["scopes"]}
+
+    def variables(self, reference: int, **arguments: Any) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            self.body("variables", {"variablesReference": reference, **arguments})["variables"],
+        )
+
+    def scope_variables(self, name: str) -> dict[str, dict[str, Any]]:
+        return {v["name"]: v for v in self.variables(self.scopes()[name]["variablesReference"])}
+
+    def evaluate(self, expression: str, context: str = "watch", **arguments: Any) -> dict[str, Any]:
+        return self.request(
+            "evaluate", {"expression": expression, "context": context, "frameId": 1, **arguments}
+        )
+
+    def outputs(self) -> list[str]:
+        return [e["body"]["output"] for e in self.client.events if e["event"] == "output"]

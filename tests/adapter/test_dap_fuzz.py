@@ -1,6 +1,6 @@
 """Fuzz the adapter process with thousands of random and mutated messages (fixed seed, a few seconds).
 
-Two parts, because the rule differs with what can be known about a message:
+Three parts, because the rule differs with what can be known about a message:
 
 - Messages whose framing holds and that carry a usable seq go to one stdio adapter in batches.
   Each must get exactly one schema-valid response (wrong types, missing fields, huge numbers,
@@ -8,6 +8,11 @@ Two parts, because the rule differs with what can be known about a message:
 - Messages that break framing or carry no usable seq cannot be answered, so each one goes on a fresh
   TCP connection to one `--port` adapter, after a few valid requests: those are answered, then the
   adapter closes the connection cleanly, and a fresh connection is served normally afterwards.
+
+- After a launch on the demo recording, thousands of replay requests with random and hostile
+  arguments (conditions that try to reach Python, allocate without bound or backtrack forever,
+  stale handles, seqs out of range) each get one answer and never an internal error; then
+  well-formed requests are served correctly, as if nothing had happened.
 
 The adapter must never print a traceback, and every message it sends is checked against the schema.
 """
@@ -29,6 +34,7 @@ from opreplay_adapter.dap.dispatch import ErrorKind
 SEED = 20_240_611
 STREAM_MESSAGES = 3000
 BROKEN_CASES = 400
+REPLAY_BATCHES = 20
 Start = Callable[..., AdapterProcess]
 
 TEMPLATES: dict[str, dict[str, Any]] = {
@@ -188,7 +194,6 @@ def served_normally(port: int) -> None:
         response = client.request("initialize", {"adapterID": "opreplay"})
         assert response["success"] and response["body"]["supportsStepBack"] is True
         assert len(response["body"]["exceptionBreakpointFilters"]) == 8
-        client.wait_event("initialized")
         assert client.request("disconnect")["success"]
         client.wait_closed()
         client.check()
@@ -216,3 +221,172 @@ def test_fuzz_broken_framing_closes_cleanly(adapter_process: Start) -> None:
     lines = adapter.stderr.splitlines()
     assert len(lines) > BROKEN_CASES // 2
     assert all(line.startswith("opreplay-dap: ") for line in lines), lines[:5]
+
+
+HOSTILE = [
+    "__import__('os').system('true')",
+    "obj.__class__.__mro__",
+    "obj._secret",
+    "(lambda: 1)()",
+    "open('/etc/passwd')",
+    "getattr(obj, 'spec')",
+    "'a' * 10**9",
+    "[x for x in range(10**9)]",
+    "[[y for y in obj] for x in obj for z in obj] * 100000",
+    "9 ** 9 ** 9",
+    "matches(name, '(a+)+$')",
+    "matches(message, '(x|x)*y')",
+    "f'{obj}' * 100000",
+    "(" * 2000 + ")" * 2000,
+    "not " * 3000 + "True",
+    "x" * 5000,
+    "status == \x00",
+    "obj.spec.replicas < 3",
+    "None < 3",
+    "len(state) > 0 and any(c.type == 'Ready' for c in obj.status.conditions)",
+    "state",
+    "req",
+    "{verb} {name",
+    "{obj.metadata.name}}",
+    "",
+    "   ",
+    "東京 == 1",
+    "😀",
+    ":goto 99999999999",
+    ":goto -1",
+    ":find __import__('os')",
+    ":find status == 409",
+    ":stats",
+    ":diff",
+]
+
+
+def replay_request(rng: random.Random, seq: int, page: str) -> dict[str, Any]:
+    """A request after launch: replay commands with plausible, random or hostile arguments."""
+    condition = rng.choice(HOSTILE) if rng.random() < 0.7 else random_value(rng)
+    line = rng.choice([-1, 0, 1, 3, 6, 7, 21, 256, 261, 262, 5005, 2**31 - 1])
+    templates: dict[str, dict[str, Any]] = {
+        "next": {"threadId": 1},
+        "stepBack": {"threadId": 1},
+        "stepIn": {"threadId": 1},
+        "stepOut": {"threadId": 1},
+        "continue": {"threadId": 1},
+        "reverseContinue": {"threadId": 1},
+        "restart": {},
+        "goto": {"threadId": 1, "targetId": rng.choice([1, 21, 256, 0, -5, 257, 2**31 - 1])},
+        "gotoTargets": {"source": {"path": page}, "line": line},
+        "threads": {},
+        "stackTrace": {
+            "threadId": rng.choice([1, 2, 0]),
+            "startFrame": rng.randrange(-1, 4),
+            "levels": rng.randrange(-1, 4),
+        },
+        "scopes": {"frameId": rng.choice([1, 2, 3, 4, 0])},
+        "variables": {
+            "variablesReference": rng.randrange(0, 60),
+            "start": rng.randrange(-2, 5),
+            "count": rng.randrange(-2, 5),
+        },
+        "exceptionInfo": {"threadId": 1},
+        "loadedSources": {},
+        "source": {
+            "source": {"path": rng.choice([page, "/etc/passwd", ""])},
+            "sourceReference": rng.randrange(3),
+        },
+        "breakpointLocations": {
+            "source": {"path": page},
+            "line": line,
+            "endLine": line + rng.randrange(-3, 10**6),
+        },
+        "setBreakpoints": {
+            "source": {"path": rng.choice([page, page.replace("p0001", "p0002"), "/tmp/x.py"])},
+            "breakpoints": [
+                {
+                    "line": line,
+                    "condition": condition,
+                    "hitCondition": rng.choice(["1", "% 0", ">= -1", "x"]),
+                    "logMessage": rng.choice(
+                        ["{seq}", "{", condition if isinstance(condition, str) else "x"]
+                    ),
+                }
+            ],
+        },
+        "setFunctionBreakpoints": {
+            "breakpoints": [{"name": condition if isinstance(condition, str) else "x"}]
+        },
+        "setExceptionBreakpoints": {
+            "filters": rng.sample(["error", "conflict", "slow", "loop", "bogus"], rng.randrange(3)),
+            "filterOptions": [{"filterId": rng.choice(["error", "not-found", "??"]), "condition": condition}],
+        },
+        "dataBreakpointInfo": {
+            "name": rng.choice(["image", "spec", "obj.spec.replicas", "[0]", "seq"]),
+            "variablesReference": rng.randrange(0, 60),
+        },
+        "setDataBreakpoints": {
+            "breakpoints": [
+                {
+                    "dataId": rng.choice(
+                        [
+                            "{}",
+                            "[]",
+                            '{"object":[1,2,3,4],"path":"a"}',
+                            '{"object":["v1","pods","default","x"],"path":"spec"}',
+                        ]
+                    )
+                }
+            ]
+        },
+        "evaluate": {
+            "expression": condition,
+            "context": rng.choice(["watch", "repl", "hover", "clipboard", "x"]),
+        },
+        "completions": {"text": condition, "column": rng.randrange(-1, 40)},
+    }
+    command = rng.choice(list(templates))
+    arguments = templates[command] if rng.random() < 0.6 else mutated(rng, templates[command])
+    return {"seq": seq, "type": "request", "command": command, "arguments": arguments}  # fmt: skip
+
+
+def test_fuzz_after_launch_then_served_correctly(adapter_process: Start, demo_db: Path) -> None:
+    rng = random.Random(SEED)
+    adapter = adapter_process()
+    client = adapter.client
+    assert client.request("initialize", TEMPLATES["initialize"], timeout=10)["success"]
+    assert client.request("launch", {"database": str(demo_db)}, timeout=10)["success"]
+    client.wait_event("initialized")
+    assert client.request("configurationDone")["success"]
+    client.wait_event("stopped")
+    page = client.request("stackTrace", {"threadId": 1})["body"]["stackFrames"][0]["source"]["path"]
+    kinds: Counter[Any] = Counter()
+    for _ in range(REPLAY_BATCHES):
+        batch = [replay_request(rng, client.next_seq(), page) for _ in range(100)]
+        client.send_raw(b"".join(encoded(rng, m) for m in batch))
+        for message in batch:
+            response = client.response(message["seq"], timeout=30)
+            assert response["command"] == message["command"]
+            kinds["ok" if response["success"] else ErrorKind(response["body"]["error"]["id"]).name] += 1
+    assert kinds["INTERNAL"] == 0, kinds
+    assert kinds["ok"] > 800 and kinds["CANT_HANDLE"] > 200 and kinds["INVALID"] > 300, kinds
+
+    # Well-formed requests, served as if nothing had happened.
+    for command, arguments in [
+        ("setBreakpoints", {"source": {"path": page}, "breakpoints": []}),
+        ("setFunctionBreakpoints", {"breakpoints": []}),
+        ("setExceptionBreakpoints", {"filters": []}),
+        ("setDataBreakpoints", {"breakpoints": []}),
+    ]:
+        assert client.request(command, arguments)["success"]
+    goto = client.request("goto", {"threadId": 1, "targetId": 21})
+    assert client.wait_event("opreplay/position", after=goto["seq"])["body"]["seq"] == 21
+    frames = client.request("stackTrace", {"threadId": 1})["body"]["stackFrames"]
+    assert frames[0]["line"] == 5 + 21 and frames[0]["source"]["path"] == page
+    assert client.request("evaluate", {"expression": "seq", "context": "watch"})["body"]["result"] == "21"
+    shown = client.request("setBreakpoints", {"source": {"path": page}, "breakpoints": [{"line": 5 + 42}]})
+    assert shown["body"]["breakpoints"][0]["verified"] is True
+    assert client.request("continue", {"threadId": 1})["success"]
+    assert (
+        client.request("evaluate", {"expression": "seq", "context": "watch"}, timeout=10)["body"]["result"]
+        == "42"
+    )
+    assert client.request("disconnect")["success"]
+    assert adapter.wait_exit(timeout=5) == 0

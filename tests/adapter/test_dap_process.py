@@ -23,10 +23,9 @@ INITIALIZE = {
 }
 
 
-def initialized(adapter: AdapterProcess) -> None:
+def initialize(adapter: AdapterProcess) -> None:
     response = adapter.client.request("initialize", INITIALIZE, timeout=10)
     assert response["success"] and response["body"]["supportsStepBack"] is True
-    adapter.client.wait_event("initialized")
 
 
 def exits_quickly(adapter: AdapterProcess, since: float, code: int = 0) -> None:
@@ -36,7 +35,7 @@ def exits_quickly(adapter: AdapterProcess, since: float, code: int = 0) -> None:
 
 def test_exit_after_disconnect(adapter_process: Start) -> None:
     adapter = adapter_process()
-    initialized(adapter)
+    initialize(adapter)
     since = time.monotonic()
     assert adapter.client.request("disconnect", {"restart": False})["success"]
     exits_quickly(adapter, since)
@@ -45,7 +44,7 @@ def test_exit_after_disconnect(adapter_process: Start) -> None:
 
 def test_exit_after_terminate(adapter_process: Start) -> None:
     adapter = adapter_process()
-    initialized(adapter)
+    initialize(adapter)
     since = time.monotonic()
     assert adapter.client.request("terminate")["success"]
     adapter.client.wait_event("terminated")
@@ -54,7 +53,7 @@ def test_exit_after_terminate(adapter_process: Start) -> None:
 
 def test_exit_at_end_of_input(adapter_process: Start) -> None:
     adapter = adapter_process()
-    initialized(adapter)
+    initialize(adapter)
     since = time.monotonic()
     adapter.client.close_input()
     exits_quickly(adapter, since)
@@ -94,7 +93,7 @@ def test_utf8_bodies_are_counted_in_bytes(adapter_process: Start) -> None:
 
 def test_broken_framing_closes_with_one_line_on_stderr(adapter_process: Start) -> None:
     adapter = adapter_process()
-    initialized(adapter)
+    initialize(adapter)
     since = time.monotonic()
     adapter.client.send_raw(b"Content-Length: x\r\n\r\n{}")
     exits_quickly(adapter, since, code=1)
@@ -105,7 +104,7 @@ def test_broken_framing_closes_with_one_line_on_stderr(adapter_process: Start) -
 def test_log_file(adapter_process: Start, tmp_path: Path) -> None:
     log = tmp_path / "dap.jsonl"
     adapter = adapter_process("--log-file", str(log))
-    initialized(adapter)
+    initialize(adapter)
     adapter.client.request("disconnect")
     assert adapter.wait_exit(timeout=5) == 0
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
@@ -154,7 +153,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_stray_output_goes_to_stderr(adapter_process: Start) -> None:
     adapter = adapter_process(code=STRAY_OUTPUT)
-    initialized(adapter)
+    initialize(adapter)
     time.sleep(0.5)
     assert adapter.client.request("threads")["success"]  # the client fails on any byte outside a frame
     assert adapter.client.request("disconnect")["success"]
@@ -170,7 +169,6 @@ def test_port_mode_serves_one_client_after_another(adapter_process: Start) -> No
         with sock:
             response = client.request("initialize", INITIALIZE)
             assert response["body"]["exceptionBreakpointFilters"][0]["filter"] == "error"
-            client.wait_event("initialized")
             assert client.request("disconnect")["success"]
             client.wait_closed()
             client.check()

@@ -26,7 +26,10 @@ progress the request reported, and a queued request whose token fired is answere
 without running. Handlers marked `scan` (continue, reverseContinue: anything that may run long)
 are stopped by `pause` and cancelled, running or queued, when a request marked `preempts`
 (`disconnect`, `terminate`) arrives or the input ends: a scan never delays the end of a session,
-while quick requests already queued are still answered normally.
+while quick requests already queued are still answered normally. A scan may also answer first
+and run in a `then` action (as `continue` must, so that the client shows the thread running and
+offers pause): its token stays live, and `pause`, preempting requests and a `cancel` by the id of
+its progress still reach it.
 """
 
 from __future__ import annotations
@@ -103,8 +106,8 @@ class _InternalError(RequestError):
 class CancellationToken:
     """Fired by `cancel` (reason `cancelled`), `pause` (reason `pause`) or the end of the session.
 
-    Long-running handlers poll `cancelled` (cheap) or call `check()`; the engine's scans take
-    `lambda: token.cancelled`. A `scan` handler looks at `reason` first: a pause is a normal
+    Long-running handlers poll `cancelled` (cheap) or call `check()`; the engine's scans take the
+    token itself (`is_set()`). A `scan` handler looks at `reason` first: a pause is a normal
     stop (reason `pause` in the stopped event), not a failure.
     """
 
@@ -116,6 +119,10 @@ class CancellationToken:
 
     @property
     def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def is_set(self) -> bool:
+        """`cancelled`, under the name the engine's `CancelToken` protocol uses."""
         return self._event.is_set()
 
     def cancel(self, reason: str = "cancelled") -> None:
@@ -184,10 +191,13 @@ class Ending:
 
 @dataclass
 class ClientCapabilities:
-    """What the client said it supports in `initialize`."""
+    """What the client said in `initialize`: what it supports, and how it counts lines and columns."""
 
     progress_reporting: bool = False
     invalidated_event: bool = False
+    variable_type: bool = False
+    lines_start_at_1: bool = True
+    columns_start_at_1: bool = True
 
 
 @dataclass
@@ -350,6 +360,9 @@ class Dispatcher:
     def _cancel_scans(self) -> None:
         with self._lock:
             scans = [job for job in self._pending.values() if job.spec is not None and job.spec.scan]
+            running = self._running
+            if running is not None and running.spec is not None and running.spec.scan:
+                scans.append(running)  # answered already, still running its `then` actions
         for job in scans:
             job.token.cancel()
 

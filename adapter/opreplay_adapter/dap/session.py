@@ -1,56 +1,58 @@
-"""`DebugSession`: the opreplay debug adapter's handlers and the capabilities it announces.
+"""`DebugSession`: the opreplay debug adapter, its lifecycle and the capabilities it announces.
 
-This step holds the handlers that need no replay engine: the session's lifecycle (`initialize`,
-`configurationDone`, `disconnect`, `terminate`), `threads` and `pause`. The handlers that move
-through a recording (launch, stepping, breakpoints, variables, evaluate) translate to
-`ReplayEngine` calls and join this class once that API is final; each is a thin translation, as
-the design requires (a handler that grows logic means the engine lacks a method).
+The handlers live in groups, one module each, all thin translations to `ReplayEngine` calls (a
+handler that grows logic means the engine lacks a method): `execution` (stepping, running, goto),
+`inspection` (threads, stack, scopes, variables, sources, exception info), `breakpoints` and
+`evaluation` (evaluate, completions). This module has the lifecycle: `initialize`, `launch`,
+`configurationDone`, `disconnect`, `terminate`.
 
-The capabilities are announced in full now because they describe the adapter the extension is
-built against: step back and reverse continue (a recording can be walked both ways), every
-breakpoint kind the engine offers, the error filters, cancellation of long scans.
+The order of a session, and why:
+
+1. `initialize` answers the capabilities.
+2. `launch` opens the recording (an error says what is wrong and the session can end cleanly),
+   then sends a summary to the Debug Console and `initialized`. `initialized` comes only now so that
+   the configuration requests (breakpoints) always find the recording open, whatever the order in
+   which a client sends `launch` and reacts to `initialized`.
+3. `configurationDone` answers, then stops on entry (or, with `stopOnEntry: false`, runs to the
+   first breakpoint). The stop cannot come from `launch`: requests run one at a time, in order,
+   and the breakpoints set after `initialized` must be in place before the first run.
+4. After that first stop the session's analysis (hot loops, threads) starts in the background.
+5. Running off either end of the recording stops at the first or last operation; only
+   `disconnect` or `terminate` end the session.
+
+The capabilities describe the adapter the extension is built against: step back and reverse
+continue (a recording can be walked both ways), every breakpoint kind the engine offers, the
+engine's error filters, cancellation of long scans.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from opreplay_adapter.dap.dispatch import (
-    CantHandle,
-    ClientCapabilities,
-    Dispatcher,
-    Request,
-    handler_options,
-)
+from opreplay.replay import ERROR_FILTERS
+from opreplay_adapter.dap.breakpoints import BreakpointHandlers
+from opreplay_adapter.dap.dispatch import CantHandle, ClientCapabilities, Ending, Request, handler_options
+from opreplay_adapter.dap.evaluation import EvaluationHandlers
+from opreplay_adapter.dap.execution import ExecutionHandlers
+from opreplay_adapter.dap.inspection import InspectionHandlers
+from opreplay_adapter.dap.launch import LaunchOptions
+from opreplay_adapter.dap.pages import TimelinePages
+from opreplay_adapter.dap.protocol import MessageReader
+from opreplay_adapter.dap.recording import Recording
+from opreplay_adapter.dap.text import launch_summary
 
-_CONDITION = "A condition on the operation, e.g. kind == 'Deployment' and namespace == 'prod'"
+_CONDITION = 'Only where this condition is true, e.g. kind == "Deployment" and namespace == "prod"'
 
 EXCEPTION_FILTERS: list[dict[str, Any]] = [
     {
-        "filter": filter_id,
-        "label": label,
-        "description": description,
+        "filter": f.id,
+        "label": f.label,
+        "description": f.description,
+        "default": f.default,
         "supportsCondition": True,
         "conditionDescription": _CONDITION,
     }
-    for filter_id, label, description in [
-        ("error", "Any API error", "Break on every operation the API server answered with an error status."),
-        ("conflict", "Conflict (409)", "Break on 409 Conflict: a write based on a stale resourceVersion."),
-        ("not-found", "Not found (404)", "Break on 404 Not Found: the object or collection does not exist."),
-        (
-            "forbidden",
-            "Unauthorized or forbidden (401, 403)",
-            "Break when authentication or RBAC refused a call.",
-        ),
-        ("server-error", "Server error (5xx)", "Break on 5xx answers: the API server or a webhook failed."),
-        ("timeout", "Timeout", "Break on operations that timed out."),
-        ("slow", "Slow call", "Break on operations slower than the slow-call threshold."),
-        (
-            "loop",
-            "Reconcile loop",
-            "Break when the operator repeats the same calls on an object (a hot loop).",
-        ),
-    ]
+    for f in ERROR_FILTERS
 ]
 
 CAPABILITIES: dict[str, Any] = {
@@ -66,6 +68,7 @@ CAPABILITIES: dict[str, Any] = {
     "supportsEvaluateForHovers": True,
     "supportsClipboardContext": True,
     "supportsCompletionsRequest": True,
+    "completionTriggerCharacters": [".", ":"],
     "supportsGotoTargetsRequest": True,
     "supportsRestartRequest": True,
     "supportsTerminateRequest": True,
@@ -77,20 +80,20 @@ CAPABILITIES: dict[str, Any] = {
 }
 
 
-class DebugSession(Dispatcher):
+class DebugSession(ExecutionHandlers, InspectionHandlers, BreakpointHandlers, EvaluationHandlers):
     """One debug session: one client connection, at most one open recording."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.engine: Any = None
-        """The `ReplayEngine` once `launch` has opened a recording."""
         self._initialized = False
+        self._configured = False
 
-    def require_engine(self) -> Any:
-        """The open recording's engine, or the can't-handle error every engine request gives before launch."""
-        if self.engine is None:
-            raise CantHandle("no recording is open")
-        return self.engine
+    def serve(self, reader: MessageReader, **options: Any) -> Ending:
+        try:
+            return super().serve(reader, **options)
+        finally:
+            if self.recording is not None:
+                self.recording.close()
 
     def initialize_request(self, request: Request) -> dict[str, Any]:
         if self._initialized:
@@ -100,22 +103,44 @@ class DebugSession(Dispatcher):
         self.client = ClientCapabilities(
             progress_reporting=arguments.get("supportsProgressReporting") is True,
             invalidated_event=arguments.get("supportsInvalidatedEvent") is True,
+            variable_type=arguments.get("supportsVariableType") is True,
+            lines_start_at_1=arguments.get("linesStartAt1", True) is not False,
+            columns_start_at_1=arguments.get("columnsStartAt1", True) is not False,
         )
-        request.then(lambda: self.send_event("initialized"))
         return CAPABILITIES
 
+    def launch_request(self, request: Request) -> None:
+        """Open the recording: `database`, `session`, `stopOnEntry`, `slowThresholdMs`, `loopWindow`,
+        `timelineDir`, `cwd` (see `launch.LaunchOptions`)."""
+        if self.recording is not None:
+            raise CantHandle("a recording is open already: a debug session debugs one recording")
+        options = LaunchOptions.parse(request.arguments)
+        engine = options.open()
+        session = engine.session
+        pages = TimelinePages(
+            engine.store, session, engine.total, options.timeline_folder(session.id), warn=self.console
+        )
+        self.recording = Recording(options, engine, pages, self.background_analysis(options, session.id))
+        self.thread_id(engine.current)
+        summary = launch_summary(
+            session, engine.store.label, engine.operation(1), engine.operation(engine.total), engine.total,
+            str(pages.folder),
+        )  # fmt: skip
+        request.then(lambda: self.console(summary))
+        request.then(lambda: self.send_event("initialized"))
+
+    @handler_options(scan=True)
     def configurationDone_request(self, request: Request) -> None:
-        """Nothing to wait for yet; breakpoints set before it are the engine step's concern."""
-
-    def threads_request(self, request: Request) -> dict[str, Any]:
-        """Until a recording is open there are no threads (VS Code asks before `launch` returns)."""
-        return {"threads": []}
-
-    @handler_options(immediate=True)
-    def pause_request(self, request: Request) -> None:
-        """Stops a running continue/reverseContinue scan; when nothing runs, the thread is already stopped."""
-        self.require_engine()
-        self.pause_running()
+        """The first stop: on entry, or (`stopOnEntry: false`) at the first breakpoint hit."""
+        if self.recording is None or self._configured:
+            return
+        self._configured = True
+        engine = self.recording.engine
+        if self.recording.options.stop_on_entry:
+            request.then(lambda: self.announce(engine.reset()))
+        else:
+            request.then(lambda: self.run(request, reverse=False))
+        request.then(self.recording.analysis.start)
 
     @handler_options(preempts=True)
     def disconnect_request(self, request: Request) -> None:

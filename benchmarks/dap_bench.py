@@ -1,0 +1,316 @@
+"""The debug adapter's latency as VS Code feels it, against debugpy's; prints a JSON report.
+
+What is measured, on a long recording (1,000,000 operations by default, made once with
+`python benchmarks/workload.py DB --operations N` and cached):
+
+- launch: from the `launch` request to the first `stopped` event (with `stopOnEntry`), and from
+  starting the adapter process to that event;
+- F10: what VS Code does when the user steps: `next`, wait for `stopped`, then `threads`,
+  `stackTrace`, `scopes` and `variables` of the Object scope; one round trip per operation.
+  Measured first while the session's analysis still runs in its child process (the first seconds
+  after launch: `f10_while_analysing`), then once it is done (`f10`);
+- the same with `stepBack`.
+
+The same client then steps a small Python program under debugpy (`python -m debugpy --listen
+--wait-for-client`, attached over TCP) with the same five requests (`variables` of the Locals
+scope), once with TCP_NODELAY on the client's socket and once without: the number to compare
+against is what people accept from Python debugging in VS Code.
+
+The client is written here, not taken from the tests: it does no schema validation, so that
+what is timed is the adapter. Usage:
+
+    python benchmarks/dap_bench.py [--database DB] [--operations N] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE = Path.home() / ".cache" / "opreplay-bench" / "1m.db"
+TARGETS = {"f10_p99_ms": 5.0, "launch_to_first_stopped_ms": 1000.0}
+ANALYSING_STEPS = 300
+ANALYSED = re.compile(r"opreplay: (\d+ hot loops?|no analysis)")
+"""The Debug Console line that says the background analysis is done."""
+
+PROGRAM = textwrap.dedent(
+    """\
+    total = 0
+    values = []
+    for i in range(1_000_000):
+        total += i
+        values.append(total % 7)
+        if len(values) > 10:
+            values.pop(0)
+    print(total)
+    """
+)
+BREAK_LINE = 4
+
+
+class Client:
+    """Framed DAP over a pair of binary streams; requests matched by seq, events kept in order."""
+
+    def __init__(self, reader: BinaryIO, writer: BinaryIO | Callable[[bytes], Any]) -> None:
+        self._reader = reader
+        self._write = writer if callable(writer) else writer.write
+        self._flush = getattr(writer, "flush", lambda: None)
+        self._seq = 0
+        self._buffer = b""
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, command: str, arguments: dict[str, Any] | None = None) -> int:
+        self._seq += 1
+        message: dict[str, Any] = {"seq": self._seq, "type": "request", "command": command}
+        if arguments is not None:
+            message["arguments"] = arguments
+        body = json.dumps(message).encode()
+        self._write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self._flush()
+        return self._seq
+
+    def _read(self) -> dict[str, Any]:
+        while b"\r\n\r\n" not in self._buffer:
+            self._fill()
+        header, _, rest = self._buffer.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in header.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        while len(rest) < length:
+            self._buffer = header + b"\r\n\r\n" + rest
+            self._fill()
+            header, _, rest = self._buffer.partition(b"\r\n\r\n")
+        self._buffer = rest[length:]
+        message: dict[str, Any] = json.loads(rest[:length])
+        return message
+
+    def _fill(self) -> None:
+        chunk = self._reader.read1(65536) if hasattr(self._reader, "read1") else self._reader.read(65536)
+        if not chunk:
+            raise EOFError("the adapter closed the connection")
+        self._buffer += chunk
+
+    def response(self, seq: int) -> dict[str, Any]:
+        while True:
+            message = self._read()
+            if message["type"] == "response" and message["request_seq"] == seq:
+                if not message["success"]:
+                    raise RuntimeError(f"{message['command']} failed: {message.get('message')}")
+                return message
+            if message["type"] == "event":
+                self.events.append(message)
+
+    def request(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.response(self.send(command, arguments))
+
+    def event(self, name: str, test: Callable[[dict[str, Any]], bool] = lambda body: True) -> dict[str, Any]:
+        """The first `name` event (whose body passes `test`), kept or to come."""
+        for index, message in enumerate(self.events):
+            if message["event"] == name and test(message.get("body", {})):
+                return self.events.pop(index)
+        while True:
+            message = self._read()
+            if message["type"] == "event" and message["event"] == name and test(message.get("body", {})):
+                return message
+            if message["type"] == "event":
+                self.events.append(message)
+
+
+def step_round_trip(client: Client, command: str, thread_id: int, scope: str) -> float:
+    """One F10 as VS Code does it; seconds."""
+    started = time.perf_counter()
+    client.request(command, {"threadId": thread_id})
+    stopped = client.event("stopped")
+    client.request("threads")
+    frames = client.request(
+        "stackTrace", {"threadId": stopped["body"]["threadId"], "startFrame": 0, "levels": 20}
+    )
+    frame = frames["body"]["stackFrames"][0]["id"]
+    scopes = client.request("scopes", {"frameId": frame})["body"]["scopes"]
+    reference = next(s["variablesReference"] for s in scopes if s["name"] == scope)
+    client.request("variables", {"variablesReference": reference})
+    return time.perf_counter() - started
+
+
+def summary(seconds: list[float]) -> dict[str, float | int]:
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "max_ms": round(ms[-1], 3),
+    }
+
+
+def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opreplay_adapter.dap"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        bufsize=0,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    client = Client(process.stdout, process.stdin)  # type: ignore[arg-type]
+    try:
+        client.request(
+            "initialize", {"adapterID": "opreplay", "linesStartAt1": True, "columnsStartAt1": True}
+        )
+        launched = time.perf_counter()
+        client.request("launch", {"database": str(database), "stopOnEntry": True})
+        client.event("initialized")
+        client.request("setExceptionBreakpoints", {"filters": []})
+        client.request("configurationDone")
+        stopped = client.event("stopped")
+        first_stop = time.perf_counter()
+        thread_id = stopped["body"]["threadId"]
+        for _ in range(20):  # warm-up: the first page is written, imports and caches warm up
+            step_round_trip(client, "next", thread_id, "Object")
+        # The session's analysis runs in a child process for the first seconds after launch.
+        during = [step_round_trip(client, "next", thread_id, "Object") for _ in range(ANALYSING_STEPS)]
+        client.event("output", lambda body: ANALYSED.match(body.get("output", "")) is not None)
+        analysis_s = time.perf_counter() - first_stop
+        forward = [step_round_trip(client, "next", thread_id, "Object") for _ in range(steps)]
+        backward = [step_round_trip(client, "stepBack", thread_id, "Object") for _ in range(steps)]
+        client.request("disconnect")
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return {
+        "transport": "stdio",
+        "launch_to_first_stopped_ms": round((first_stop - launched) * 1000, 1),
+        "process_start_to_first_stopped_ms": round((first_stop - started) * 1000, 1),
+        "f10_while_analysing": summary(during),
+        "analysis_done_after_s": round(analysis_s, 1),
+        "f10": summary(forward),
+        "step_back": summary(backward),
+    }
+
+
+def bench_debugpy(steps: int, *, nodelay: bool) -> dict[str, Any]:
+    import debugpy
+
+    folder = Path(tempfile.mkdtemp(prefix="dap-bench-"))
+    script = folder / "program.py"
+    script.write_text(PROGRAM)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-Xfrozen_modules=off", "-m", "debugpy", "--listen", f"127.0.0.1:{port}",
+         "--wait-for-client", str(script)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        if nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with sock:
+            client = Client(sock.makefile("rb", buffering=0), sock.sendall)  # type: ignore[arg-type]
+            client.request(
+                "initialize", {"adapterID": "debugpy", "linesStartAt1": True, "columnsStartAt1": True}
+            )
+            attach = client.send("attach", {"justMyCode": True})
+            client.event("initialized")
+            client.request(
+                "setBreakpoints", {"source": {"path": str(script)}, "breakpoints": [{"line": BREAK_LINE}]}
+            )
+            client.request("configurationDone")
+            client.response(attach)
+            stopped = client.event("stopped")
+            thread_id = stopped["body"]["threadId"]
+            client.request("setBreakpoints", {"source": {"path": str(script)}, "breakpoints": []})
+            for _ in range(20):
+                step_round_trip(client, "next", thread_id, "Locals")
+            forward = [step_round_trip(client, "next", thread_id, "Locals") for _ in range(steps)]
+            client.request("disconnect", {"terminateDebuggee": True})
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+    return {
+        "version": debugpy.__version__,
+        "transport": "tcp",
+        "tcp_nodelay": nodelay,
+        "f10": summary(forward),
+    }
+
+
+def ensure_database(database: Path, operations: int) -> None:
+    if database.exists():
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "workload.py"),
+            str(database),
+            "--operations",
+            str(operations),
+        ],
+        check=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--database", type=Path, default=DEFAULT_DATABASE)
+    parser.add_argument(
+        "--operations", type=int, default=1_000_000, help="size of the session to make if missing"
+    )
+    parser.add_argument("--steps", type=int, default=1000, help="round trips measured per direction")
+    args = parser.parse_args()
+    ensure_database(args.database, args.operations)
+    opreplay = bench_opreplay(args.database, args.steps)
+    report = {
+        "database": str(args.database),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "opreplay": opreplay,
+        "debugpy": [bench_debugpy(args.steps, nodelay=True), bench_debugpy(args.steps, nodelay=False)],
+        "targets": TARGETS,
+        "met": {
+            "f10_p99_ms": opreplay["f10"]["p99_ms"] <= TARGETS["f10_p99_ms"],
+            "step_back_p99_ms": opreplay["step_back"]["p99_ms"] <= TARGETS["f10_p99_ms"],
+            "launch_to_first_stopped_ms": opreplay["launch_to_first_stopped_ms"]
+            <= TARGETS["launch_to_first_stopped_ms"],
+        },
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -118,7 +118,8 @@ def test_initialize_announces_the_capabilities(in_process: Start) -> None:
     assert [f["filter"] for f in filters] == FILTERS
     for entry in filters:
         assert entry["label"] and entry["description"] and entry["supportsCondition"] is True
-    assert [f["filter"] for f in filters if f["default"]] == ["error"]
+    # nothing is on by default: Continue runs to the user's own breakpoints until they pick a filter
+    assert [f["filter"] for f in filters if f["default"]] == []
     assert item.session.client.progress_reporting is True
     assert item.session.client.invalidated_event is False
     assert item.client.request("threads")["success"]

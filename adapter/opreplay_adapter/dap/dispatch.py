@@ -454,15 +454,21 @@ class Dispatcher:
             self._log.note(level, text)
 
 
+_SHOWN_INLINE = frozenset({"evaluate", "completions", "dataBreakpointInfo", "gotoTargets", "variables"})
+"""Commands whose errors the client shows where they were asked (hover, watch, REPL, a variable
+that went stale after a step): no pop-up."""
+
+
 def _error_response(seq: int, command: str, error: RequestError) -> dict[str, Any]:
     message = str(error)
+    show_user = error.show_user and command not in _SHOWN_INLINE
     return {
         "type": "response",
         "request_seq": seq,
         "success": False,
         "command": command,
         "message": message,
-        "body": {"error": {"id": int(error.kind), "format": message, "showUser": error.show_user}},
+        "body": {"error": {"id": int(error.kind), "format": message, "showUser": show_user}},
     }
 
 

@@ -20,8 +20,8 @@ from opreplay_adapter.dap.variables import format_value
 
 
 def iso_time(ts: float) -> str:
-    """ISO 8601 in UTC with milliseconds: `2026-11-26T08:14:40.451+00:00`."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+    """ISO 8601 in UTC with milliseconds, rounded as the timeline rounds: `2026-11-26T08:14:40.451+00:00`."""
+    return datetime.fromtimestamp(round(ts * 1000) / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def target(op: Operation) -> str:

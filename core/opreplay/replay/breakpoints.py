@@ -46,7 +46,7 @@ class ErrorFilter:
 
 
 ERROR_FILTERS: tuple[ErrorFilter, ...] = (
-    ErrorFilter(ERROR, "Any error", "HTTP status >= 400, or a transport error (status 0)", default=True),
+    ErrorFilter(ERROR, "Any error", "HTTP status >= 400, or a transport error (status 0)"),
     ErrorFilter(CONFLICT, "409 Conflict", "A write rejected because the object changed (HTTP 409)"),
     ErrorFilter(NOT_FOUND, "404 Not Found", "The object or collection does not exist (HTTP 404)"),
     ErrorFilter(FORBIDDEN, "401/403 Forbidden", "Authentication or RBAC refused the call (HTTP 401, 403)"),

@@ -11,6 +11,7 @@ from opreplay.cli import analyze as _analyze  # noqa: F401  (each import registe
 from opreplay.cli import demo as _demo  # noqa: F401
 from opreplay.cli import export as _export  # noqa: F401
 from opreplay.cli import record as _record  # noqa: F401
+from opreplay.cli import replay as _replay  # noqa: F401
 from opreplay.cli import sessions as _sessions  # noqa: F401
 from opreplay.cli import timeline as _timeline  # noqa: F401
 from opreplay.cli.app import main

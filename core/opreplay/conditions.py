@@ -71,6 +71,7 @@ __all__ = [
     "Template",
     "compile_condition",
     "compile_template",
+    "conjuncts",
 ]
 
 # ---------------------------------------------------------------------------------------------------
@@ -2024,6 +2025,43 @@ def _compile(source: str, allowed: frozenset[str]) -> Condition:
     compiler.check_shape(tree)
     code = compiler.expr(tree.body)
     return Condition(source, frozenset(compiler.reads), code.fn, compiler.nslots)
+
+
+@functools.lru_cache(maxsize=1024)
+def conjuncts(condition: Condition) -> tuple[Condition, ...]:
+    """The operands of the condition's top-level `and` (nested ones flattened), each compiled alone.
+
+    For analysis: `condition.test(ctx)` is true only where every conjunct's `test(ctx)` is true (an
+    `and` is truthy only when each operand is, and an operand evaluated alone spends less of the
+    budget than inside the whole), so a reader that can tell where a conjunct is false, say from
+    the few values of the names it reads, may skip those operations without evaluating the
+    whole. The converse does not hold: the whole must still be evaluated where all are true.
+    A condition that is not an `and` is its own single conjunct.
+    """
+    text = condition.source.lstrip()
+    allowed = CONTEXT_NAMES | condition.names
+    try:
+        compiler = _Compiler(text, len(condition.source) - len(text), allowed)
+        body = _parse(text, compiler).body
+        operands: list[ast.expr] = []
+        pending: list[ast.expr] = [body]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+                pending.extend(reversed(node.values))
+            else:
+                operands.append(node)
+        if len(operands) < 2:
+            return (condition,)
+        found: list[Condition] = []
+        for node in operands:
+            part = _Compiler(text, compiler.offset, allowed)
+            code = part.expr(node)
+            source = ast.get_source_segment(text, node) or ast.unparse(node)
+            found.append(Condition(source, frozenset(part.reads), code.fn, part.nslots))
+    except (_CompileError, RecursionError, MemoryError):
+        return (condition,)
+    return tuple(found)
 
 
 def _invalid(kind: str, exc: _CompileError) -> ConditionError:

@@ -34,10 +34,12 @@ much the state churns. A checkpoint at seq N is the state after operation N.
 
 Reading: the engine asks for the nearest checkpoint at or below a seq. Stored checkpoints are
 used first. Where they are missing (an older recording, a recorder killed before it built them)
-the engine builds the rest on demand, in memory, as compressed records (a few MB for a million
-operations): the store is opened read-only and stays so unless the engine was asked to
-`save_checkpoints`, in which case `Store.write_checkpoints` writes them through a separate
-writable connection. Checkpoints in an unknown format are ignored and rebuilt in memory.
+the engine builds the rest on demand, as compressed records kept in an anonymous temporary file
+(about 10 MB a million operations, in the OS page cache rather than in the process, so that the
+engine's memory does not grow with the recording's length): the store is opened read-only and
+stays so unless the engine was asked to `save_checkpoints`, in which case `Store.write_checkpoints`
+writes them through a separate writable connection. Checkpoints in an unknown format are ignored
+and rebuilt.
 
 Materialized states are cached (an LRU bounded by the total number of entries, 120,000 by
 default: a delta applied to a cached state shares its key tuples and digests, so most cached
@@ -48,10 +50,12 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import orjson
 import zstandard
@@ -66,7 +70,10 @@ log = logging.getLogger(__name__)
 
 FORMAT = "opreplay-checkpoint"
 VERSION = 1
-DEFAULT_INTERVAL = 1000
+DEFAULT_INTERVAL = 500
+"""Operations between checkpoints: a goto folds up to this many rows (about 10 µs each on a slow
+machine, so 500 keeps a random goto's p99 near 15 ms), for about 20 bytes of checkpoint an operation
+(a full checkpoint of a few hundred objects is ~10 KB; on a busy session nearly every one is full)."""
 FULL_EVERY = 16
 _DIGEST = 16
 _BATCH = 4096
@@ -190,6 +197,53 @@ def decode_checkpoint(data: bytes, canonical: dict[StateKey, StateKey] | None = 
         raise CheckpointFormatError(f"unreadable checkpoint ({error})") from None
 
 
+class _Spill:
+    """Checkpoint records built here and not stored: seq -> bytes, the bytes in a temporary file.
+
+    Only the (offset, length) of each record stays in memory. The file is anonymous (deleted on
+    creation), appended to, and read with `pread`; a replaced or dropped record leaves its bytes
+    behind, which is rare (checkpoints are built once each).
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self._where: dict[int, tuple[int, int]] = {}
+        self._end = 0
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def get(self, seq: int) -> bytes | None:
+        where = self._where.get(seq)
+        if where is None or self._file is None:
+            return None
+        offset, size = where
+        data = os.pread(self._file.fileno(), size, offset)
+        if len(data) != size:
+            raise CheckpointFormatError(f"checkpoint {seq} could not be read back")
+        return data
+
+    def __setitem__(self, seq: int, data: bytes) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="opreplay-checkpoints-")  # noqa: SIM115
+        os.pwrite(self._file.fileno(), data, self._end)
+        self._where[seq] = (self._end, len(data))
+        self._end += len(data)
+
+    def pop(self, seq: int, default: None = None) -> None:
+        self._where.pop(seq, None)
+
+    def clear(self) -> None:
+        self._where.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._end = 0
+
+    def close(self) -> None:
+        self.clear()
+
+
 class _Materialized(NamedTuple):
     state: StateMap
     depth: int
@@ -221,7 +275,7 @@ class Checkpoints:
         self.full_every = max(1, full_every)
         self.save = save
         self._stored: set[int] = {seq for seq in store.checkpoint_seqs(session) if seq <= total}
-        self._memory: dict[int, bytes] = {}
+        self._memory = _Spill()
         self._seqs: list[int] = sorted(self._stored)
         self._cache: OrderedDict[int, _Materialized] = OrderedDict()
         self._cache_entries = 0
@@ -233,6 +287,10 @@ class Checkpoints:
     @property
     def seqs(self) -> list[int]:
         return list(self._seqs)
+
+    def close(self) -> None:
+        """Drop the checkpoints built here and not stored (their temporary file)."""
+        self._memory.close()
 
     # -- lookup --------------------------------------------------------------------------------
 

@@ -30,9 +30,11 @@ The engine is not thread-safe, except that `run(cancel=...)` may be cancelled fr
 from __future__ import annotations
 
 import bisect
+import gc
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
@@ -64,6 +66,7 @@ from opreplay.replay.checkpoints import DEFAULT_INTERVAL, Checkpoints
 from opreplay.replay.context import DigestPair, OperationContext, row_is_error, status_text
 from opreplay.replay.loops import DEFAULT_MIN_WRITES, DEFAULT_WINDOW
 from opreplay.replay.paths import DEFAULT_IGNORED, Change, PathError, diff_documents, get_path, parse_path
+from opreplay.replay.prefilter import Prefilter, analyse
 from opreplay.replay.state import ClusterState, Folder, StateKey, StateMap, rollback
 from opreplay.store import Store
 from opreplay.store.replay_queries import (
@@ -141,6 +144,36 @@ class HistoryEntry(NamedTuple):
     seq: int
     verb: str
     digest: bytes | None
+
+
+# -- garbage collection ----------------------------------------------------------------------------
+
+_heap_frozen = False
+
+
+def _freeze_heap() -> None:
+    """Once per process: move what is alive (modules, classes, functions: tens of thousands of
+    objects) out of the collector's sight. A full collection walks every tracked object; without
+    this, the few that happen during a goto cost it more than its own work on a slow machine."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run scans: the rows, digests and decoded bodies it
+    makes by the hundred thousand form no cycles, and collecting them costs a third of the scan
+    (as in `analysis.scan`)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # -- descriptions ----------------------------------------------------------------------------------
@@ -429,6 +462,10 @@ class _Active:
         """Candidate seqs in [low, high) the engine cannot get from `filters` (a seq, hot loops)."""
         self.match: Match = lambda row: False
         self.hits = 0
+        self.prefilter: Prefilter | None = None
+        """Where a condition breakpoint's condition can be true (`replay.prefilter`), when known."""
+        self.fold = False
+        """Its candidates come from the prefilter's `fold_ids`, folded to know their `obj` and `old`."""
 
     @property
     def names(self) -> set[str]:
@@ -465,6 +502,7 @@ class ReplayEngine:
         total = store.last_seq(session)
         if total == 0:
             raise ReplayError(f"session {session.id} has no operations to replay")
+        _freeze_heap()
         self.store = store
         self.session = session
         self.total = total
@@ -531,6 +569,7 @@ class ReplayEngine:
             raise
 
     def close(self) -> None:
+        self.checkpoints.close()
         if self._owns_store:
             self.store.close()
 
@@ -751,7 +790,16 @@ class ReplayEngine:
         return self._state
 
     def _state_at(self, target: int) -> StateMap:
-        """The engine's cached state moved to `target` (do not keep a reference without `_state_shared`)."""
+        """The engine's cached state moved to `target` (do not keep a reference without `_state_shared`).
+
+        With the collector paused: folding up to a checkpoint interval of rows makes thousands of
+        short-lived containers, and collecting them once afterwards instead of every 700
+        allocations on the way keeps the older generations' collections, the slow ones, rarer.
+        """
+        with _gc_paused():
+            return self._move_state(target)
+
+    def _move_state(self, target: int) -> StateMap:
         if self._state is not None:
             current = self._state_seq
             if current == target:
@@ -865,8 +913,7 @@ class ReplayEngine:
             elif isinstance(definition, SelectorBreakpoint):
                 self._compile_selector(active, definition)
             elif isinstance(definition, ConditionBreakpoint):
-                active.filters = None
-                active.match = lambda row: True
+                self._compile_condition(active)
             elif isinstance(definition, ErrorBreakpoint):
                 self._compile_error(active, definition)
             elif isinstance(definition, FieldWatch):
@@ -879,6 +926,32 @@ class ReplayEngine:
             return
         if active.message is None:
             active.verified = True
+
+    def _compile_condition(self, active: _Active) -> None:
+        """Candidates from the indexes where the condition's operands say so, else every operation.
+
+        See `replay.prefilter`: the filters only rule out operations where the condition is false.
+        """
+        active.filters = None
+        active.match = lambda row: True
+        found = analyse(active.conditions, self.store, self.session, self._distinct_statuses)
+        if found is None:
+            return
+        active.prefilter = found
+        active.match = found.admits
+        names = active.names
+        ids = found.object_ids
+        if "state" in names:
+            return  # the whole state, folded by a scan; `match` spares evaluating the rest
+        if names & {"obj", "old"}:
+            if found.fold_ids is None or len(found.fold_ids) > _MAX_SELECTOR_IDS:
+                return
+            active.filters = [_SqlFilter(object_ids=found.fold_ids)]
+            active.fold = True
+        elif ids is None or len(ids) <= _MAX_SELECTOR_IDS:
+            active.filters = [_SqlFilter(object_ids=ids, statuses=found.statuses, verbs=found.verbs)]
+        elif found.statuses is not None or found.verbs is not None:
+            active.filters = [_SqlFilter(statuses=found.statuses, verbs=found.verbs)]
 
     def _compile_seq(self, active: _Active, definition: SeqBreakpoint) -> None:
         seq = definition.seq
@@ -1013,9 +1086,10 @@ class ReplayEngine:
             return self._moved("end", self.total)
         if not actives:
             return self._moved("start", 1, backwards=True) if reverse else self._moved("end", self.total)
-        if any(a.filters is None for a in actives):
-            return self._scan(actives, reverse, progress, cancel)
-        return self._candidates(actives, reverse, progress, cancel)
+        with _gc_paused():
+            if any(a.filters is None for a in actives):
+                return self._scan(actives, reverse, progress, cancel)
+            return self._candidates(actives, reverse, progress, cancel)
 
     def _evaluate(
         self,
@@ -1119,6 +1193,8 @@ class ReplayEngine:
             names |= active.names
         needs_pairs = bool(names & {"obj", "old"})
         live_state = "state" in names and not reverse
+        screens = [active.prefilter.admits for active in actives if active.prefilter is not None]
+        screened = len(screens) == len(actives)  # else every row is evaluated by some breakpoint
         origin = self._position
         span = (origin - 1) if reverse else (self.total - origin)
         folder = self.folder
@@ -1166,9 +1242,19 @@ class ReplayEngine:
                         pairs.append((before, state.get(key) if key is not None else None))
                     if not reverse:
                         running = state
-                    folder.prefetch(digest for pair in pairs for digest in pair)
-                if "req" in names:
-                    folder.prefetch(row[ROW_REQUEST] for row in rows)
+                if needs_pairs or "req" in names:
+                    # the bodies the expressions may read, of the rows some breakpoint evaluates
+                    wanted: list[bytes | None] = []
+                    for index, row in enumerate(rows):
+                        if screened and not any(screen(row) for screen in screens):
+                            continue
+                        if pairs is not None:
+                            before, after = pairs[index]
+                            wanted.append(before if "old" in names else None)
+                            wanted.append(after if "obj" in names else None)
+                        if "req" in names:
+                            wanted.append(row[ROW_REQUEST])
+                    folder.prefetch(wanted)
                 indexes = range(len(rows) - 1, -1, -1) if reverse else range(len(rows))
                 for index in indexes:
                     row = rows[index]
@@ -1201,6 +1287,16 @@ class ReplayEngine:
         origin = self._position
         span = (origin - 1) if reverse else (self.total - origin)
         cursor = origin - 1 if reverse else origin + 1
+        # condition breakpoints that read obj/old: their candidates and the operations that decide
+        # those objects' state come from `fold_ids`, folded in seq order into a state that is exact
+        # for the candidates' objects (see `replay.prefilter`)
+        folding = [active.prefilter for active in actives if active.fold and active.prefilter is not None]
+        fold_ids: frozenset[int] = frozenset().union(*(p.fold_ids or () for p in folding))
+        exact_ids: frozenset[int] = frozenset().union(*(p.object_ids or () for p in folding))
+        partial: StateMap | None = dict(self._state_at(origin)) if folding and not reverse else None
+        names = set().union(*(active.names for active in actives))
+        read_old, read_obj = "old" in names, "obj" in names
+        limit = _SCAN_BATCH if folding else _CANDIDATES  # folding reads many: fewer, larger windows
         width = 4096  # grows: a stop nearby is found without reading a wide window
         while 1 <= cursor <= self.total:
             if cancel is not None and cancel.is_set():
@@ -1215,9 +1311,9 @@ class ReplayEngine:
             found: dict[int, Row | None] = {}
             for sql_filter in filters:
                 rows = self.store.find_operation_rows(
-                    self.session, low, high, reverse=reverse, limit=_CANDIDATES, **sql_filter.kwargs()
+                    self.session, low, high, reverse=reverse, limit=limit, **sql_filter.kwargs()
                 )
-                if len(rows) == _CANDIDATES:
+                if len(rows) == limit:
                     last = rows[-1][ROW_SEQ]
                     bound = max(bound, last) if reverse else min(bound, last)
                 for row in rows:
@@ -1226,10 +1322,13 @@ class ReplayEngine:
                 for seq in source(bound, high) if reverse else source(low, bound + 1):
                     found.setdefault(seq, None)  # read when its turn comes
             ordered = sorted((s for s in found if (s >= bound if reverse else s <= bound)), reverse=reverse)
+            pairs = self._fold_candidates(
+                found, ordered, reverse, partial, fold_ids, exact_ids, folding, read_old, read_obj
+            )
             for seq in ordered:
                 candidate = found[seq]
                 row = candidate if candidate is not None else self._window.row(seq)
-                stopping = self._evaluate(row, actives, logs)
+                stopping = self._evaluate(row, actives, logs, pairs.get(seq))
                 if stopping:
                     return self._stopped(row, stopping, reverse, logs)
             cursor = bound - 1 if reverse else bound + 1
@@ -1237,6 +1336,47 @@ class ReplayEngine:
                 done = (origin - cursor) if reverse else (cursor - origin)
                 progress(min(1.0, done / max(1, span)))
         return self._end(reverse, logs)
+
+    def _fold_candidates(
+        self,
+        found: dict[int, Row | None],
+        ordered: list[int],
+        reverse: bool,
+        partial: StateMap | None,
+        fold_ids: frozenset[int],
+        exact_ids: frozenset[int],
+        folding: list[Prefilter],
+        read_old: bool = True,
+        read_obj: bool = True,
+    ) -> dict[int, DigestPair]:
+        """(old, obj) of the window's candidates of folding breakpoints; their bodies prefetched.
+
+        Forwards, `partial` carries on from the previous window; backwards, each window starts
+        from the state before its first seq.
+        """
+        if not folding or not ordered:
+            return {}
+        low, high = (ordered[-1], ordered[0]) if reverse else (ordered[0], ordered[-1])
+        state = partial if partial is not None else (dict(self._state_at(low - 1)) if low > 1 else {})
+        self._prime_names(low, high + 1)
+        folder = self.folder
+        pairs: dict[int, DigestPair] = {}
+        wanted: list[bytes | None] = []
+        for seq in reversed(ordered) if reverse else ordered:
+            row = found[seq]
+            if row is None or row[ROW_OBJECT] not in fold_ids:
+                continue
+            key = folder.primary_key(row)
+            before = state.get(key) if key is not None else None
+            folder.apply(state, row)
+            if row[ROW_OBJECT] in exact_ids:
+                after = state.get(key) if key is not None else None
+                pairs[seq] = (before, after)
+                if any(p.admits(row) for p in folding):
+                    wanted.append(before if read_old else None)
+                    wanted.append(after if read_obj else None)
+        folder.prefetch(wanted)
+        return pairs
 
     # -- for front ends: the condition context, reconciles, find ---------------------------------
 

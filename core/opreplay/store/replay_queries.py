@@ -21,6 +21,7 @@ import fnmatch
 import functools
 import heapq
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -59,6 +60,45 @@ _OBJECT_CACHE = 100_000
 _RECENT_BODIES = 1024
 _DRIVER_LIMIT = 64
 """Up to this many object ids (or statuses, verbs) a query runs once per value on its index."""
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_BLOCK = 1 << 17
+_local = threading.local()
+
+
+def _raw_frame(content: bytes) -> bytes:
+    """`content` as a zstd frame of uncompressed blocks (RFC 8878, 3.1.1): a single segment with a
+    4-byte content size, then raw blocks of at most 128 KiB, the last one flagged."""
+    parts = [_ZSTD_MAGIC, b"\xa0", len(content).to_bytes(4, "little")]
+    position = 0
+    while True:
+        block = content[position : position + _ZSTD_BLOCK]
+        position += len(block)
+        last = position >= len(content)
+        parts.append(((len(block) << 3) | last).to_bytes(3, "little"))  # block type 0: raw
+        parts.append(block)
+        if last:
+            return b"".join(parts)
+
+
+def _decompress(codec: int, data: bytes, base: bytes | None) -> bytes:
+    """`bodies.decompress`, a delta through one decompression context per thread.
+
+    A delta is a zstd frame compressed with its base as a raw-content dictionary: what zstd's
+    content-dictionary chaining decodes when the base comes first as a frame of its own. That
+    spares making a context per body (which costs three times the decompression itself); any
+    frame this does not take (one without a content size) goes the ordinary way.
+    """
+    if codec != bodies.DELTA or base is None:
+        return bodies.decompress(codec, data, base)
+    dctx: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    try:
+        return dctx.decompress_content_dict_chain([_raw_frame(base), data])
+    except zstandard.ZstdError:
+        return bodies.decompress(codec, data, base)
 
 
 def operation_from_row(row: Sequence[Any]) -> Operation:
@@ -319,7 +359,39 @@ class ReplayQueries:
         )
         return [int(row[0]) for row in self.db.execute_sql(sql, (session.pk, session.pk)).fetchall()]
 
+    @_guard
+    def distinct_verbs(self, session: SessionInfo) -> list[str]:
+        """The verbs that occur in a session: one index probe per distinct value."""
+        param = self.db.param
+        sql = (
+            "WITH RECURSIVE s(x) AS ("
+            f" SELECT MIN(verb) FROM operations WHERE session = {param}"
+            f" UNION ALL SELECT (SELECT MIN(verb) FROM operations WHERE session = {param} AND verb > s.x)"
+            " FROM s WHERE s.x IS NOT NULL)"
+            " SELECT x FROM s WHERE x IS NOT NULL"
+        )
+        return [str(row[0]) for row in self.db.execute_sql(sql, (session.pk, session.pk)).fetchall()]
+
     # -- objects -------------------------------------------------------------------------------
+
+    @_guard
+    def object_rows(self, limit: int | None = None) -> list[tuple[int, str, str, str, str, str]] | None:
+        """(id, api_version, resource, kind, namespace, name) of every interned object, by id.
+
+        The columns an operation row takes from its object, exactly as the rows have them (see
+        `Row`): a predicate on those fields is a predicate on object ids. The table is shared by
+        the sessions of the store. None when it holds more than `limit` objects.
+        """
+        sql = "SELECT id, api_version, resource, kind, namespace, name FROM objects ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit) + 1}"
+        found = [
+            (int(object_id), api_version, resource, kind, namespace, name)
+            for object_id, api_version, resource, kind, namespace, name in self.db.execute_sql(sql)
+        ]
+        if limit is not None and len(found) > limit:
+            return None
+        return found
 
     @_guard
     def find_objects(
@@ -411,7 +483,9 @@ class ReplayQueries:
 
         A delta's base comes from the bodies this method decoded last (a scan decodes an object's
         versions one after the other), else from `others` (the rest of a prefetched batch: going
-        backwards, a version is decoded before its base), else through the store's own cache.
+        backwards, a version is decoded before its base), else it is read and decoded the same way,
+        so that walking down a chain stops at the first version decoded lately (a version a scan
+        never read, such as a LIST item, is often the base of the next one it reads).
         """
         recent: OrderedDict[bytes, bytes] | None = getattr(self, "_replay_recent", None)
         if recent is None:
@@ -426,13 +500,17 @@ class ReplayQueries:
         if base is not None:
             base_bytes = recent.get(base)
             if base_bytes is None:
-                base_blob = others.get(base) if others is not None and _depth < 64 else None
+                base_blob = None
+                if _depth < 64:
+                    base_blob = others.get(base) if others is not None else None
+                    if base_blob is None:
+                        base_blob = self.body_blobs([base]).get(base)
                 if base_blob is not None:
                     base_bytes = self.decode_body_blob(base, base_blob, others, _depth + 1)
                 else:
                     base_bytes = self._stored(base)[1]
         try:
-            decoded = bodies.decompress(codec, data, base_bytes)
+            decoded = _decompress(codec, data, base_bytes)
         except (ValueError, zstandard.ZstdError) as error:
             raise StoreError(f"{self.label}: body {key.hex()} is corrupted ({error})") from None
         recent[key] = decoded

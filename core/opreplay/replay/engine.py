@@ -20,7 +20,8 @@ first and memory does not grow with the session's length:
   from the (session, object, seq) index, one checkpoint interval at a time;
 - `run()` asks the store's indexes for the next candidates (object ids for selectors and field
   watches, statuses for error filters, duration for slow calls, (seq, object) pairs of the
-  writes for hot loops) and only
+  writes for hot loops, and for a condition the objects, statuses and verbs its `and` operands
+  allow, see `replay.prefilter`) and only
   scans the operations in order when a condition breakpoint needs every operation evaluated;
   bodies are decoded only when an expression reads `obj`, `old`, `req` or `state`.
 
@@ -693,9 +694,17 @@ class ReplayEngine:
         return ObjectKey(*key) if key is not None else None
 
     def object_after(self, op: Operation) -> JSONValue:
-        """The operation's object in the state after it (None: absent, or a collection operation)."""
-        key = self.folder.primary_key(self._row(op.seq))
-        return None if key is None else self.load(self._digest_at(key, op.seq))
+        """The operation's object in the state after it (None: absent, or a collection operation).
+
+        When the operation itself set or removed the object, its own effect is the answer: no
+        walk of the object's history (that walk was most of a debugger step's tail latency).
+        """
+        row = self._row(op.seq)
+        key = self.folder.primary_key(row)
+        if key is None:
+            return None
+        own = [digest for affected, digest in self.folder.effects(row) if affected == key]
+        return self.load(own[-1] if own else self._digest_at(key, op.seq))
 
     def object_before(self, op: Operation) -> JSONValue:
         """The operation's object in the state before it."""

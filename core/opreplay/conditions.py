@@ -68,10 +68,12 @@ __all__ = [
     "METHODS",
     "Condition",
     "ConditionError",
+    "FieldEquality",
     "Template",
     "compile_condition",
     "compile_template",
     "conjuncts",
+    "field_equalities",
 ]
 
 # ---------------------------------------------------------------------------------------------------
@@ -2027,6 +2029,25 @@ def _compile(source: str, allowed: frozenset[str]) -> Condition:
     return Condition(source, frozenset(compiler.reads), code.fn, compiler.nslots)
 
 
+def _top_level_operands(condition: Condition) -> tuple[str, int, list[ast.expr]] | None:
+    """(text, offset, top-level `and` operands) of a compiled condition; None if it cannot be re-read."""
+    text = condition.source.lstrip()
+    try:
+        compiler = _Compiler(text, len(condition.source) - len(text), CONTEXT_NAMES | condition.names)
+        body = _parse(text, compiler).body
+    except (_CompileError, RecursionError, MemoryError):
+        return None
+    operands: list[ast.expr] = []
+    pending: list[ast.expr] = [body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+            pending.extend(reversed(node.values))
+        else:
+            operands.append(node)
+    return text, compiler.offset, operands
+
+
 @functools.lru_cache(maxsize=1024)
 def conjuncts(condition: Condition) -> tuple[Condition, ...]:
     """The operands of the condition's top-level `and` (nested ones flattened), each compiled alone.
@@ -2038,29 +2059,88 @@ def conjuncts(condition: Condition) -> tuple[Condition, ...]:
     whole. The converse does not hold: the whole must still be evaluated where all are true.
     A condition that is not an `and` is its own single conjunct.
     """
-    text = condition.source.lstrip()
+    found_operands = _top_level_operands(condition)
+    if found_operands is None or len(found_operands[2]) < 2:
+        return (condition,)
+    text, offset, operands = found_operands
     allowed = CONTEXT_NAMES | condition.names
+    found: list[Condition] = []
     try:
-        compiler = _Compiler(text, len(condition.source) - len(text), allowed)
-        body = _parse(text, compiler).body
-        operands: list[ast.expr] = []
-        pending: list[ast.expr] = [body]
-        while pending:
-            node = pending.pop()
-            if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
-                pending.extend(reversed(node.values))
-            else:
-                operands.append(node)
-        if len(operands) < 2:
-            return (condition,)
-        found: list[Condition] = []
         for node in operands:
-            part = _Compiler(text, compiler.offset, allowed)
+            part = _Compiler(text, offset, allowed)
             code = part.expr(node)
             source = ast.get_source_segment(text, node) or ast.unparse(node)
             found.append(Condition(source, frozenset(part.reads), code.fn, part.nslots))
     except (_CompileError, RecursionError, MemoryError):
         return (condition,)
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldEquality:
+    """A conjunct `root<...>.key == value`: true only where some dict under `root` maps `key` to `value`.
+
+    `root` is a context name (`obj`, `old`, `req`...); the steps between it and `key` are not kept,
+    since what this tells a reader is only a necessary condition on the document's text (see
+    `replay.prefilter.BodyScreen`).
+    """
+
+    root: str
+    key: str
+    value: str | int | float | bool
+
+
+def _literal(node: ast.expr) -> str | int | float | bool | None:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _literal(node.operand)
+        return -inner if isinstance(inner, (int, float)) and not isinstance(inner, bool) else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool)):
+        return node.value
+    return None
+
+
+def _last_key(node: ast.expr) -> tuple[str, str] | None:
+    """(root name, last key) of `name.a[0]["b"].key` or `...["key"]`; None for anything else."""
+    if isinstance(node, ast.Attribute):
+        key: object = node.attr
+    elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        key = node.slice.value
+    else:
+        return None
+    if not isinstance(key, str):
+        return None
+    base: ast.expr = node.value
+    while True:
+        if isinstance(base, ast.Attribute) or (
+            isinstance(base, ast.Subscript) and isinstance(base.slice, ast.Constant)
+        ):
+            base = base.value
+        elif isinstance(base, ast.Name):
+            return base.id, key
+        else:
+            return None
+
+
+@functools.lru_cache(maxsize=1024)
+def field_equalities(condition: Condition) -> tuple[FieldEquality, ...]:
+    """The conjuncts (see `conjuncts`) of the form `root.path.key == literal` (either way round).
+
+    A literal None is left out: a missing key equals it. Null safety makes every step a key lookup
+    in a dict or a list index, so where such a conjunct is true, the decoded document under `root`
+    holds a dict whose `key` is equal to the literal.
+    """
+    found_operands = _top_level_operands(condition)
+    if found_operands is None:
+        return ()
+    found: list[FieldEquality] = []
+    for node in found_operands[2]:
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+            continue
+        for path, other in ((node.left, node.comparators[0]), (node.comparators[0], node.left)):
+            value, reached = _literal(other), _last_key(path)
+            if value is not None and reached is not None:
+                found.append(FieldEquality(reached[0], reached[1], value))
+                break
     return tuple(found)
 
 

@@ -11,6 +11,7 @@ the state, and batch sizes so small that every run crosses many windows.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 from collections.abc import Iterator
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_replay_support import Recording, body, status_body
 
-from opreplay.conditions import compile_condition, conjuncts
+from opreplay.conditions import FieldEquality, compile_condition, conjuncts, field_equalities
 from opreplay.replay import (
     Breakpoint,
     ConditionBreakpoint,
@@ -35,7 +37,7 @@ from opreplay.replay import (
     Stop,
 )
 from opreplay.replay import engine as engine_module
-from opreplay.replay.prefilter import analyse
+from opreplay.replay.prefilter import BodyScreen, analyse
 from opreplay.store import Store, bodies
 
 OBJECTS = [
@@ -202,6 +204,11 @@ OTHER_OPERANDS = [
     'subresource == "status"',
     '(kind == "Pod" or status == 404)',
     "obj.metadata.name == name",
+    'obj.metadata.name == "web"',
+    "old.spec.replicas == 2",
+    "obj.spec.replicas == 3.0",
+    'obj["spec"]["replicas"] == True',
+    "4 == obj.spec.replicas",
     'has("spec")',
     "duration_ms > 1000",
     "len(state) > 2",
@@ -255,8 +262,10 @@ def run_both_ways(engine: ReplayEngine, breakpoints: list[Breakpoint]) -> list[t
 
 @contextmanager
 def plain_scan() -> Iterator[None]:
-    """The engine without the analysis: condition breakpoints evaluate every operation."""
-    with mock.patch.object(engine_module, "analyse", lambda *args, **kwargs: None):
+    """The engine without the analysis: condition breakpoints evaluate every operation, bodies unscreened."""
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.object(engine_module, "analyse", lambda *args, **kwargs: None))
+        stack.enter_context(mock.patch.object(BodyScreen, "for_conditions", lambda conditions: ()))
         yield
 
 
@@ -352,6 +361,7 @@ def test_a_long_session_across_many_windows_and_checkpoints() -> None:
         'kind in ("Pod", "ConfigMap") and status == 404',
         'status == 409 and verb == "update" and old.spec.replicas == 2',
         'verb == "watch-event" and name == "" and obj.metadata.name == "api"',
+        "obj.spec.replicas == 2 and old.spec.replicas == 1",
     ]
     with _saved(session) as path:
         for expression in expressions:
@@ -491,3 +501,95 @@ def test_delta_bodies_decode_the_same_through_the_scans_reader() -> None:
         found = compare(path, [ConditionBreakpoint('name == "web" and obj.spec.replicas == 4')], 5)
         hits = reference_hits(path, 'name == "web" and obj.spec.replicas == 4')
         assert hits[0] and stops(found) == hits
+
+
+# -- body screens ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "found"),
+    [
+        ("obj.spec.replicas == 3", [("obj", "replicas", 3)]),
+        ('"Failed" == obj.status.phase', [("obj", "phase", "Failed")]),
+        ('kind == "Pod" and old["status"]["phase"] == "Running"', [("old", "phase", "Running")]),
+        (
+            "obj.spec.containers[0].image == 'nginx' and obj.spec.paused == False",
+            [("obj", "image", "nginx"), ("obj", "paused", False)],
+        ),
+        ("obj.spec.replicas == -2", [("obj", "replicas", -2)]),
+        ("obj.spec.replicas == None", []),  # a missing key equals None: nothing to search for
+        ("obj.spec.replicas != 3", []),
+        ("obj.spec.replicas == 3 or kind == 'Pod'", []),  # not a conjunct
+        ("obj.spec.containers[0] == 'x'", []),  # the last step is an index, not a key
+        ("obj.spec.replicas == old.spec.replicas", []),
+        ("not (obj.spec.replicas == 3)", []),
+    ],
+)
+def test_field_equalities_are_the_conjuncts_comparing_a_field_with_a_literal(
+    expression: str, found: list[tuple[str, str, Any]]
+) -> None:
+    equalities = field_equalities(compile_condition(expression))
+    assert [(e.root, e.key, e.value) for e in equalities] == found
+
+
+KEYS = ["replicas", "phase", "spec", "status", "a"]
+scalars = st.one_of(
+    st.integers(-5, 5),
+    st.sampled_from([0.0, 3.0, 2.5, -1.0]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["Failed", "Running", "", 'a"b', "caf\u00e9", "x\\y", "replicas"]),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+literals = st.one_of(
+    st.integers(-5, 5), st.sampled_from([3.0, 2.5, True, False, "Failed", 'a"b', "caf\u00e9"])
+)
+
+
+def _holds(document: Any, key: str, value: Any) -> bool:
+    """Whether some dict in the document maps key to a value equal to the literal."""
+    if isinstance(document, dict):
+        return any((k == key and v == value) or _holds(v, key, value) for k, v in document.items())
+    if isinstance(document, list):
+        return any(_holds(item, key, value) for item in document)
+    return False
+
+
+def _spellings(document: Any) -> list[bytes]:
+    """The document's JSON as different writers spell it: compact, indented, ASCII-escaped, keys escaped."""
+    compact = orjson.dumps(document)
+    escaped_keys = compact.replace(b'"phase"', b'"ph\\u0061se"')
+    return [
+        compact,
+        json.dumps(document, indent=2).encode(),
+        json.dumps(document, ensure_ascii=True, separators=(" ,", " : ")).encode(),
+        escaped_keys,
+    ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=documents, key=st.sampled_from(["replicas", "phase"]), value=literals)
+def test_a_body_screen_admits_every_body_where_the_field_has_the_value(
+    document: Any, key: str, value: Any
+) -> None:
+    screen = BodyScreen(FieldEquality("obj", key, value))
+    if _holds(document, key, value):
+        for text in _spellings(document):
+            assert screen.admits_text(text), text
+
+
+def test_a_body_screen_rules_out_bodies_without_the_value() -> None:
+    screen = BodyScreen(FieldEquality("obj", "replicas", 99))
+    assert not screen.admits_text(b'{"spec":{"replicas":9},"status":{"replicas":990,"x":"99"}}')
+    assert not screen.admits_text(b'{"metadata":{"uid":"99-99"},"data":{"replicas":"99"}}')
+    assert screen.admits_text(b'{"spec":{"replicas": 99.0}}')
+    assert screen.admits_text(b'{"spec":{"r\\u0065plicas":98}}')  # the key may be spelled escaped
+    phase = BodyScreen(FieldEquality("obj", "phase", "Failed"))
+    assert not phase.admits_text(b'{"status":{"phase":"Running","message":"Failed"}}')
+    assert phase.admits_text(b'{"status":{"phase":"F\\u0061iled"}}')

@@ -41,7 +41,7 @@ stays so unless the engine was asked to `save_checkpoints`, in which case `Store
 writes them through a separate writable connection. Checkpoints in an unknown format are ignored
 and rebuilt.
 
-Materialized states are cached (an LRU bounded by the total number of entries, 120,000 by
+Materialized states are cached (an LRU bounded by the total number of entries, 60,000 by
 default: a delta applied to a cached state shares its key tuples and digests, so most cached
 entries cost about 50 bytes; a decoded full snapshot about 300).
 """
@@ -263,7 +263,7 @@ class Checkpoints:
         interval: int = DEFAULT_INTERVAL,
         full_every: int = FULL_EVERY,
         save: bool = False,
-        cache_entries: int = 120_000,
+        cache_entries: int = 60_000,
     ) -> None:
         if interval < 1:
             raise ValueError("checkpoint interval must be at least 1")

@@ -84,7 +84,9 @@ class Resolver(Protocol):
 
     def load(self, digest: bytes | None) -> JSONValue: ...
 
-    def digest_pair(self, row: Row) -> DigestPair: ...
+    def digest_before(self, row: Row) -> bytes | None: ...
+
+    def digest_after(self, row: Row) -> bytes | None: ...
 
     def state_view(self, seq: int, running: StateMap | None) -> Any: ...
 
@@ -123,11 +125,12 @@ class OperationContext(Mapping[str, Any]):
 
     def _compute(self, name: str) -> Any:
         row = self._row
-        if name == "obj" or name == "old":
+        if name == "obj":
             pair = self._pair
-            if pair is None:
-                pair = self._pair = self._resolver.digest_pair(row)
-            return self._resolver.load(pair[1] if name == "obj" else pair[0])
+            return self._resolver.load(pair[1] if pair is not None else self._resolver.digest_after(row))
+        if name == "old":
+            pair = self._pair
+            return self._resolver.load(pair[0] if pair is not None else self._resolver.digest_before(row))
         if name == "req":
             return self._resolver.load(row[ROW_REQUEST])
         if name == "state":

@@ -67,7 +67,7 @@ from opreplay.replay.checkpoints import DEFAULT_INTERVAL, Checkpoints
 from opreplay.replay.context import DigestPair, OperationContext, row_is_error, status_text
 from opreplay.replay.loops import DEFAULT_MIN_WRITES, DEFAULT_WINDOW
 from opreplay.replay.paths import DEFAULT_IGNORED, Change, PathError, diff_documents, get_path, parse_path
-from opreplay.replay.prefilter import Prefilter, analyse
+from opreplay.replay.prefilter import BodyScreen, Prefilter, analyse
 from opreplay.replay.state import ClusterState, Folder, StateKey, StateMap, rollback
 from opreplay.store import Store
 from opreplay.store.replay_queries import (
@@ -82,6 +82,7 @@ from opreplay.store.replay_queries import (
     ROW_RECONCILE,
     ROW_REQUEST,
     ROW_RESOURCE,
+    ROW_RESPONSE,
     ROW_SEQ,
     ROW_STATUS,
     ROW_SUBRESOURCE,
@@ -323,19 +324,32 @@ class _KeyTrack:
         index = bisect.bisect_right(segment.seqs, seq)
         return segment.digests[index - 1] if index else segment.base
 
+    def latest(self, seq: int) -> bytes | None:
+        """`at(seq)`, without building checkpoints when a recent operation settles it."""
+        known, digest = self._probe(seq)
+        return digest if known else self.at(seq)
+
+    def _probe(self, seq: int) -> tuple[bool, bytes | None]:
+        """(known, digest at seq) from the last operation up to seq that touched the object: a
+        few index probes, usually; unknown when its last 32 operations did not touch it."""
+        if not self.object_ids:
+            return True, None
+        for limit in (4, 32):  # the operation before is usually the one (a get before an update)
+            rows = self.engine.store.find_operation_rows(
+                self.engine.session, 1, seq + 1, reverse=True, object_ids=self.object_ids, limit=limit
+            )
+            for row in rows:
+                touched, digest = self.effect(row)
+                if touched:
+                    return True, digest
+            if len(rows) < limit:
+                return True, None  # nothing up to seq ever set it
+        return False, None
+
     def _base(self, cp: int) -> bytes | None:
-        """The digest at checkpoint `cp`: from the last operation before it that touched the object
-        (a few index probes, usually), else from the checkpoint itself."""
-        rows = self.engine.store.find_operation_rows(
-            self.engine.session, 1, cp + 1, reverse=True, object_ids=self.object_ids, limit=32
-        ) if self.object_ids else []
-        for row in rows:
-            touched, digest = self.effect(row)
-            if touched:
-                return digest
-        if len(rows) < 32:
-            return None  # nothing before cp ever set it
-        return self.engine._checkpoint_state(cp).get(self.key)
+        """The digest at checkpoint `cp`: from a probe, else from the checkpoint itself."""
+        known, digest = self._probe(cp)
+        return digest if known else self.engine._checkpoint_state(cp).get(self.key)
 
     def _segment(self, cp: int) -> _Segment:
         segment = self._segments.get(cp)
@@ -467,6 +481,8 @@ class _Active:
         """Where a condition breakpoint's condition can be true (`replay.prefilter`), when known."""
         self.fold = False
         """Its candidates come from the prefilter's `fold_ids`, folded to know their `obj` and `old`."""
+        self.screens: tuple[BodyScreen, ...] = ()
+        """Field equalities its conditions imply, checked on the bodies' text before evaluating."""
 
     @property
     def names(self) -> set[str]:
@@ -694,22 +710,12 @@ class ReplayEngine:
         return ObjectKey(*key) if key is not None else None
 
     def object_after(self, op: Operation) -> JSONValue:
-        """The operation's object in the state after it (None: absent, or a collection operation).
-
-        When the operation itself set or removed the object, its own effect is the answer: no
-        walk of the object's history (that walk was most of a debugger step's tail latency).
-        """
-        row = self._row(op.seq)
-        key = self.folder.primary_key(row)
-        if key is None:
-            return None
-        own = [digest for affected, digest in self.folder.effects(row) if affected == key]
-        return self.load(own[-1] if own else self._digest_at(key, op.seq))
+        """The operation's object in the state after it (None: absent, or a collection operation)."""
+        return self.load(self.digest_after(self._row(op.seq)))
 
     def object_before(self, op: Operation) -> JSONValue:
         """The operation's object in the state before it."""
-        key = self.folder.primary_key(self._row(op.seq))
-        return None if key is None else self.load(self._digest_at(key, op.seq - 1))
+        return self.load(self.digest_before(self._row(op.seq)))
 
     def digest_at(self, key: ObjectKey, seq: int | None = None) -> bytes | None:
         """The digest of an object in the state at seq (default: the cursor); None when absent."""
@@ -913,6 +919,7 @@ class ReplayEngine:
             if definition.condition is not None and definition.condition.strip():
                 conditions.append(compile_condition(definition.condition))
             active.conditions = tuple(conditions)
+            active.screens = BodyScreen.for_conditions(conditions)
             if definition.hit_condition is not None and definition.hit_condition.strip():
                 active.hit = HitCondition.parse(definition.hit_condition)
             if definition.log_message is not None and definition.log_message != "":
@@ -952,6 +959,11 @@ class ReplayEngine:
         ids = found.object_ids
         if "state" in names:
             return  # the whole state, folded by a scan; `match` spares evaluating the rest
+        if names & {"obj", "old"} == {"obj"}:
+            # each operation's own effect gives its `obj` (`digest_after`): no state to fold
+            if ids is not None and len(ids) <= _MAX_SELECTOR_IDS:
+                active.filters = [_SqlFilter(object_ids=ids, statuses=found.statuses, verbs=found.verbs)]
+            return
         if names & {"obj", "old"}:
             if found.fold_ids is None or len(found.fold_ids) > _MAX_SELECTOR_IDS:
                 return
@@ -1115,6 +1127,8 @@ class ReplayEngine:
             if found is False:
                 continue
             if active.conditions:
+                if active.screens and not self._screened_in(active.screens, row, pair):
+                    continue
                 if context is None:
                     context = OperationContext(row, self, pair, running)
                 if not all(condition.test(context) for condition in active.conditions):
@@ -1129,6 +1143,18 @@ class ReplayEngine:
                 continue
             stopping.append((active, found))
         return stopping
+
+    def _screened_in(self, screens: tuple[BodyScreen, ...], row: Row, pair: DigestPair | None) -> bool:
+        """False where a field equality of the conditions is certainly false (see `BodyScreen`)."""
+        text = self.folder.text
+        for screen in screens:
+            if screen.root == "obj":
+                digest = pair[1] if pair is not None else self.digest_after(row)
+            else:
+                digest = pair[0] if pair is not None else self.digest_before(row)
+            if digest is None or not screen.admits(digest, text):
+                return False  # a field of an absent object is None, and the literal is not
+        return True
 
     def _stopped(
         self, row: Row, stopping: list[tuple[_Active, bool | str]], reverse: bool, logs: list[LogMessage]
@@ -1153,13 +1179,28 @@ class ReplayEngine:
 
     # the context's resolver (see context.Resolver)
 
-    def digest_pair(self, row: Row) -> DigestPair:
-        """(old, obj) digests of the row's object: the state before and after it."""
+    def digest_before(self, row: Row) -> bytes | None:
+        """The digest of the row's object in the state before it (`old`)."""
+        key = self.folder.primary_key(row)
+        return None if key is None else self._digest_at(key, row[ROW_SEQ] - 1)
+
+    def digest_after(self, row: Row) -> bytes | None:
+        """The digest of the row's object in the state after it (`obj`).
+
+        When the operation itself set or removed the object, its own effect is the answer: no
+        walk of the object's history (that walk was most of a debugger step's tail latency, and
+        it lets a run over `obj` conditions skip folding the state).
+        """
         key = self.folder.primary_key(row)
         if key is None:
-            return (None, None)
+            return None
+        own = [digest for affected, digest in self.folder.effects(row) if affected == key]
+        if own:
+            return own[-1]
         seq = row[ROW_SEQ]
-        return (self._digest_at(key, seq - 1), self._digest_at(key, seq))
+        if self._state is not None and self._state_seq == seq:
+            return self._state.get(key)
+        return self._track(key).latest(seq)
 
     def state_view(self, seq: int, running: StateMap | None) -> ClusterState:
         """`state` in an expression: a snapshot of the scan's running state, else computed."""
@@ -1305,7 +1346,9 @@ class ReplayEngine:
         partial: StateMap | None = dict(self._state_at(origin)) if folding and not reverse else None
         names = set().union(*(active.names for active in actives))
         read_old, read_obj = "old" in names, "obj" in names
-        limit = _SCAN_BATCH if folding else _CANDIDATES  # folding reads many: fewer, larger windows
+        screens = [active for active in actives if active.screens]
+        # folding and reading bodies read many: fewer, larger windows (and fewer delta chains to walk)
+        limit = _SCAN_BATCH if folding or read_obj or read_old else _CANDIDATES
         width = 4096  # grows: a stop nearby is found without reading a wide window
         while 1 <= cursor <= self.total:
             if cancel is not None and cancel.is_set():
@@ -1331,9 +1374,15 @@ class ReplayEngine:
                 for seq in source(bound, high) if reverse else source(low, bound + 1):
                     found.setdefault(seq, None)  # read when its turn comes
             ordered = sorted((s for s in found if (s >= bound if reverse else s <= bound)), reverse=reverse)
-            pairs = self._fold_candidates(
+            pairs, wanted = self._fold_candidates(
                 found, ordered, reverse, partial, fold_ids, exact_ids, folding, read_old, read_obj
             )
+            if read_obj and len(folding) < len(actives):
+                # `obj` of an operation that sets its object is its response (`digest_after`)
+                wanted.extend(row[ROW_RESPONSE] for row in found.values() if row is not None)
+            self.folder.prefetch(wanted)
+            if reverse and screens:
+                self._screen_in_order(ordered[::-1], found, screens, pairs)
             for seq in ordered:
                 candidate = found[seq]
                 row = candidate if candidate is not None else self._window.row(seq)
@@ -1357,14 +1406,14 @@ class ReplayEngine:
         folding: list[Prefilter],
         read_old: bool = True,
         read_obj: bool = True,
-    ) -> dict[int, DigestPair]:
-        """(old, obj) of the window's candidates of folding breakpoints; their bodies prefetched.
+    ) -> tuple[dict[int, DigestPair], list[bytes | None]]:
+        """(old, obj) of the window's candidates of folding breakpoints, and the bodies to prefetch.
 
         Forwards, `partial` carries on from the previous window; backwards, each window starts
         from the state before its first seq.
         """
         if not folding or not ordered:
-            return {}
+            return {}, []
         low, high = (ordered[-1], ordered[0]) if reverse else (ordered[0], ordered[-1])
         state = partial if partial is not None else (dict(self._state_at(low - 1)) if low > 1 else {})
         self._prime_names(low, high + 1)
@@ -1384,8 +1433,28 @@ class ReplayEngine:
                 if any(p.admits(row) for p in folding):
                     wanted.append(before if read_old else None)
                     wanted.append(after if read_obj else None)
-        folder.prefetch(wanted)
-        return pairs
+        return pairs, wanted
+
+    def _screen_in_order(
+        self,
+        seqs: list[int],
+        found: dict[int, Row | None],
+        actives: list[_Active],
+        pairs: dict[int, DigestPair],
+    ) -> None:
+        """Run the body screens over a window in seq order before a backwards run evaluates it.
+
+        A body is stored as a delta against the object's previous version: decoded newest first,
+        each one would decode its chain of older versions again. The screens memoize per digest,
+        so the backwards evaluation that follows finds them answered.
+        """
+        for seq in seqs:
+            row = found[seq]
+            if row is None:
+                continue
+            for active in actives:
+                if active.match(row) is not False:
+                    self._screened_in(active.screens, row, pairs.get(seq))
 
     # -- for front ends: the condition context, reconciles, find ---------------------------------
 

@@ -22,15 +22,25 @@ A condition that reads `obj` or `old` needs each remaining operation's object be
 themselves, and the collections of their resource: lists, watches and creates without a name), so
 folding only their operations into a state taken at the start gives exact `obj` and `old` for the
 remaining operations, without folding the rest of the session.
+
+Operands that compare a field of `obj` or `old` with a literal (`obj.status.phase == "Failed"`,
+`conditions.field_equalities`) screen the bodies instead: such an operand is true only where the
+document holds the key with that value, so where its JSON text has no `"key": <value>` the whole
+condition is false, and the body need not be decoded (`BodyScreen`, about 30 times cheaper than
+decoding, and memoized per body digest).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from opreplay.conditions import Condition, conjuncts
+import orjson
+
+from opreplay.conditions import Condition, FieldEquality, conjuncts, field_equalities
 from opreplay.model import SessionInfo
+from opreplay.replay.state import TwoGenerationCache
 from opreplay.store import Store
 from opreplay.store.replay_queries import ROW_OBJECT, ROW_STATUS, ROW_VERB, Row
 
@@ -38,6 +48,11 @@ OBJECT_NAMES = frozenset({"kind", "namespace", "name", "resource", "group", "ver
 """Context names that depend only on an operation's object."""
 MAX_OBJECTS = 500_000
 """Above this many interned objects in the store, object operands are left to the full evaluation."""
+SCREENED_ROOTS = frozenset({"obj", "old"})
+_SCREENABLE_KEY = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_SCALAR = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*"|[-+.0-9eE]+|true|false)')
+"""After a key: a string or a scalar (objects, arrays and null never equal a non-None literal)."""
+_SCREEN_MEMO = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +167,59 @@ def analyse(
     if object_ids is None and found_statuses is None and found_verbs is None:
         return None
     return Prefilter(object_ids, found_statuses, found_verbs, fold_ids)
+
+
+class BodyScreen:
+    """A necessary condition on a body's JSON text for a `FieldEquality` to hold.
+
+    A decoded document has `key` mapped to a value equal to the literal only if its text holds
+    `"key"`, a colon and that value's JSON (spelled any way that decodes to an equal value: `99.0`,
+    `true` for 1). Keys are matched as written, so a body with a `\\u00XX` escape of one of the
+    key's characters is always admitted (the key may be spelled with it). The literal's own
+    spelling is not searched for: each value after the key is decoded and compared, so the screen
+    agrees with the condition language's `==` (Python's).
+    """
+
+    __slots__ = ("_escapes", "_key", "_seen", "_value", "root")
+
+    def __init__(self, equality: FieldEquality) -> None:
+        self.root = equality.root
+        self._key = b'"' + equality.key.encode() + b'"'
+        hexes = "|".join(sorted({f"{ord(c):02x}" for c in equality.key}))
+        self._escapes = re.compile(rb"\\u00(?:" + hexes.encode() + rb")", re.IGNORECASE)
+        self._value = equality.value
+        self._seen = TwoGenerationCache(_SCREEN_MEMO)  # digest -> admitted
+
+    @staticmethod
+    def for_conditions(conditions: Sequence[Condition]) -> tuple[BodyScreen, ...]:
+        """A screen per conjunct of the conditions comparing a field of `obj` or `old` with a literal."""
+        return tuple(
+            BodyScreen(equality)
+            for condition in conditions
+            for equality in field_equalities(condition)
+            if equality.root in SCREENED_ROOTS and _SCREENABLE_KEY.fullmatch(equality.key)
+        )
+
+    def admits(self, digest: bytes, text: Callable[[bytes], bytes]) -> bool:
+        """False where the body of `digest` certainly lacks the field value; `text` reads a body's JSON."""
+        found: bool | None = self._seen.get(digest)
+        if found is None:
+            found = self.admits_text(text(digest))
+            self._seen.put(digest, found)
+        return found
+
+    def admits_text(self, body: bytes) -> bool:
+        key, value = self._key, self._value
+        start = body.find(key)
+        if start < 0:
+            return self._escapes.search(body) is not None
+        while start >= 0:
+            after = _SCALAR.match(body, start + len(key))
+            if after is not None:
+                try:
+                    if orjson.loads(after.group(1)) == value:
+                        return True
+                except orjson.JSONDecodeError:
+                    return True  # not a token this screen understands: let the condition decide
+            start = body.find(key, start + 1)
+        return self._escapes.search(body) is not None

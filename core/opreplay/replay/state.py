@@ -101,11 +101,18 @@ class TwoGenerationCache:
 class Folder:
     """Turns operation rows into state effects; caches what it had to read from the store."""
 
-    def __init__(self, store: Store, *, cache_limit: int = 50_000, body_cache_limit: int = 384) -> None:
+    # Cache sizes: a two-generation cache holds up to twice its limit, and its size swings between
+    # the two as generations turn over, so the largest of these set the process's peak memory
+    # (a 5 KB object decodes to ~20 KB of Python objects, a LIST's items to ~1.5 KB of digests).
+    # At 20,000 names, 1,024 lists and 192 decoded bodies (with the checkpoint cache at 60,000
+    # entries and the store's 512 recent bodies), replaying a 3M-operation session peaked 3 %
+    # above a 1M one (benchmarks/replay_bench.py); at twice these, 10 % above, and creeping up
+    # with the length. Smaller, neither a goto nor a scan got slower.
+    def __init__(self, store: Store, *, cache_limit: int = 20_000, body_cache_limit: int = 192) -> None:
         self.store = store
         self._prefetched: dict[bytes, BodyBlob] = {}  # the last `prefetch`, undecoded
         self._names = TwoGenerationCache(cache_limit)  # digest -> (namespace, name) | None
-        self._items = TwoGenerationCache(4096)  # LIST digest -> tuple of item digests | None
+        self._items = TwoGenerationCache(1024)  # LIST digest -> tuple of item digests | None
         self._listed = TwoGenerationCache(256)  # (LIST digest, api_version, resource) -> [(item, key)]
         self.noting: dict[bytes, tuple[str, str] | None] | None = None
         """When set, every (digest -> namespace, name) the folder relies on is noted here."""
@@ -120,13 +127,16 @@ class Folder:
             return None
         value = self._bodies.get(digest, self)
         if value is self:
-            blob = self._prefetched.get(digest)
-            if blob is not None:
-                value = orjson.loads(self.store.decode_body_blob(digest, blob, self._prefetched))
-            else:
-                value = orjson.loads(self.store.body_bytes(digest))
+            value = orjson.loads(self.text(digest))
             self._bodies.put(digest, value)
         return value
+
+    def text(self, digest: bytes) -> bytes:
+        """The JSON bytes of a body, undecoded (from the last `prefetch` when it holds them)."""
+        blob = self._prefetched.get(digest)
+        if blob is not None:
+            return self.store.decode_body_blob(digest, blob, self._prefetched)
+        return self.store.body_bytes(digest)
 
     def prefetch(self, digests: Iterable[bytes | None]) -> None:
         """Read bodies likely to be loaded next in one query; they are decoded only if loaded.

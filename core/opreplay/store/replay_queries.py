@@ -22,11 +22,11 @@ import functools
 import heapq
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import peewee
 import zstandard
@@ -57,7 +57,7 @@ _ROW_COLUMNS = (
 `objects` (an SQL join costs more than the rest of the row, and the same few objects recur)."""
 _RAW_OBJECT = 15
 _OBJECT_CACHE = 100_000
-_RECENT_BODIES = 1024
+_RECENT_BODIES = 512
 _DRIVER_LIMIT = 64
 """Up to this many object ids (or statuses, verbs) a query runs once per value on its index."""
 
@@ -291,9 +291,7 @@ class ReplayQueries:
         sql = (
             f"{base}{column} = {param} AND {' AND '.join(clauses)} ORDER BY o.seq {order} LIMIT {int(limit)}"
         )
-        streams = [
-            self._rows(self.db.execute_sql(sql, [value, *args]).fetchall()) for value in values
-        ]
+        streams = [self._rows(self.db.execute_sql(sql, [value, *args]).fetchall()) for value in values]
         streams = [stream for stream in streams if stream]
         if len(streams) == 1:
             return streams[0]
@@ -476,6 +474,27 @@ class ReplayQueries:
         return found
 
     @_guard
+    def body_chain(self, key: bytes) -> dict[bytes, BodyBlob]:
+        """A body and the delta bases under it, as stored, in one query (see `decode_body_blob`)."""
+        param = self.db.param
+        sql = (
+            "WITH RECURSIVE chain(digest, format, codec, base, data, depth) AS ("
+            f" SELECT digest, format, codec, base, data, 0 FROM bodies WHERE digest = {param}"
+            " UNION ALL SELECT b.digest, b.format, b.codec, b.base, b.data, c.depth + 1"
+            f" FROM bodies b JOIN chain c ON b.digest = c.base WHERE c.depth < {bodies.MAX_DELTA_DEPTH})"
+            " SELECT digest, format, codec, base, data FROM chain"
+        )
+        found: dict[bytes, BodyBlob] = {}
+        for digest, form, codec, base, data in self.db.execute_sql(sql, [key]).fetchall():
+            found[bytes(digest)] = (
+                int(form),
+                int(codec),
+                bytes(base) if base is not None else None,
+                bytes(data),
+            )
+        return found
+
+    @_guard
     def decode_body_blob(
         self, key: bytes, blob: BodyBlob, others: Mapping[bytes, BodyBlob] | None = None, _depth: int = 0
     ) -> bytes:
@@ -504,7 +523,10 @@ class ReplayQueries:
                 if _depth < 64:
                     base_blob = others.get(base) if others is not None else None
                     if base_blob is None:
-                        base_blob = self.body_blobs([base]).get(base)
+                        # going backwards, the versions under this one were not decoded yet
+                        chain = self.body_chain(base)
+                        base_blob = chain.get(base)
+                        others = ChainMap(chain, cast(dict[bytes, BodyBlob], others)) if others else chain
                 if base_blob is not None:
                     base_bytes = self.decode_body_blob(base, base_blob, others, _depth + 1)
                 else:

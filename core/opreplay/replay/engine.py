@@ -1191,12 +1191,12 @@ class ReplayEngine:
         walk of the object's history (that walk was most of a debugger step's tail latency, and
         it lets a run over `obj` conditions skip folding the state).
         """
+        effect = self.folder.own_effect(row)
+        if effect is not None:
+            return effect[1]
         key = self.folder.primary_key(row)
         if key is None:
             return None
-        own = [digest for affected, digest in self.folder.effects(row) if affected == key]
-        if own:
-            return own[-1]
         seq = row[ROW_SEQ]
         if self._state is not None and self._state_seq == seq:
             return self._state.get(key)

@@ -212,7 +212,7 @@ class BodyScreen:
         key, value = self._key, self._value
         start = body.find(key)
         if start < 0:
-            return self._escapes.search(body) is not None
+            return self._escaped(body)
         while start >= 0:
             after = _SCALAR.match(body, start + len(key))
             if after is not None:
@@ -222,4 +222,8 @@ class BodyScreen:
                 except orjson.JSONDecodeError:
                     return True  # not a token this screen understands: let the condition decide
             start = body.find(key, start + 1)
-        return self._escapes.search(body) is not None
+        return self._escaped(body)
+
+    def _escaped(self, body: bytes) -> bool:
+        """Whether the body may spell the key with escapes (most have no `\\u00` at all)."""
+        return b"\\u00" in body and self._escapes.search(body) is not None

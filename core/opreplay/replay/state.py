@@ -219,40 +219,48 @@ class Folder:
 
     def effects(self, row: Row) -> list[Effect]:
         """What the operation does to the state, in order (empty for most failures and reads of nothing)."""
+        verb = row[ROW_VERB]
+        if (verb == "list" or verb == "deletecollection") and 200 <= row[ROW_STATUS] < 300:
+            if row[ROW_SUBRESOURCE] not in OBJECT_SUBRESOURCES:
+                return []
+            return self._list_effects(row, remove=verb == "deletecollection")
+        effect = self.own_effect(row)
+        return [effect] if effect is not None else []
+
+    def own_effect(self, row: Row) -> Effect | None:
+        """What an operation on one object does to it (None: nothing, or a collection operation)."""
         if row[ROW_SUBRESOURCE] not in OBJECT_SUBRESOURCES:
-            return []
+            return None
         verb = row[ROW_VERB]
         status = row[ROW_STATUS]
         response = row[ROW_RESPONSE]
         if verb == "watch-event":
             event = row[ROW_EVENT]
             if response is None or event not in ("ADDED", "MODIFIED", "DELETED"):
-                return []
+                return None
             key = self.primary_key(row)
             if key is None:
-                return []
+                return None
             if row[ROW_NAME]:
                 self._names.put(response, (key[2], key[3]))
-            return [(key, None if event == "DELETED" else response)]
+            return (key, None if event == "DELETED" else response)
         if 200 <= status < 300:
             if verb == "get" or verb in _SINGLE_WRITES:
                 if response is None or (verb == "get" and not row[ROW_NAME]):
-                    return []
+                    return None
                 key = self.primary_key(row)
                 if key is None:
-                    return []
+                    return None
                 if row[ROW_NAME]:
                     # the same version often comes back later as a LIST item: no need to read it then
                     self._names.put(response, (key[2], key[3]))
-                return [(key, response)]
+                return (key, response)
             if verb == "delete":
-                return [((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], row[ROW_NAME]), None)]
-            if verb == "list" or verb == "deletecollection":
-                return self._list_effects(row, remove=verb == "deletecollection")
-            return []
+                return ((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], row[ROW_NAME]), None)
+            return None
         if status == 404 and verb in _NOT_FOUND_REMOVES and row[ROW_NAME]:
-            return [((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], row[ROW_NAME]), None)]
-        return []
+            return ((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], row[ROW_NAME]), None)
+        return None
 
     def _list_effects(self, row: Row, *, remove: bool) -> list[Effect]:
         response = row[ROW_RESPONSE]

@@ -77,6 +77,9 @@ def row_error(row: Row) -> str | None:
 
 
 DigestPair = tuple["bytes | None", "bytes | None"]
+"""(old, obj) digests of an operation's object; `old` may be `NOT_COMPUTED`."""
+NOT_COMPUTED = b""
+"""An `old` digest the caller did not compute (no digest is empty): the context looks it up if read."""
 
 
 class Resolver(Protocol):
@@ -130,7 +133,9 @@ class OperationContext(Mapping[str, Any]):
             return self._resolver.load(pair[1] if pair is not None else self._resolver.digest_after(row))
         if name == "old":
             pair = self._pair
-            return self._resolver.load(pair[0] if pair is not None else self._resolver.digest_before(row))
+            if pair is not None and pair[0] is not NOT_COMPUTED:
+                return self._resolver.load(pair[0])
+            return self._resolver.load(self._resolver.digest_before(row))
         if name == "req":
             return self._resolver.load(row[ROW_REQUEST])
         if name == "state":

@@ -64,7 +64,7 @@ from opreplay.replay.breakpoints import (
     parse_selector,
 )
 from opreplay.replay.checkpoints import DEFAULT_INTERVAL, Checkpoints
-from opreplay.replay.context import DigestPair, OperationContext, row_is_error, status_text
+from opreplay.replay.context import NOT_COMPUTED, DigestPair, OperationContext, row_is_error, status_text
 from opreplay.replay.loops import DEFAULT_MIN_WRITES, DEFAULT_WINDOW
 from opreplay.replay.paths import DEFAULT_IGNORED, Change, PathError, diff_documents, get_path, parse_path
 from opreplay.replay.prefilter import BodyScreen, Prefilter, analyse
@@ -1150,8 +1150,10 @@ class ReplayEngine:
         for screen in screens:
             if screen.root == "obj":
                 digest = pair[1] if pair is not None else self.digest_after(row)
+            elif pair is not None and pair[0] is not NOT_COMPUTED:
+                digest = pair[0]
             else:
-                digest = pair[0] if pair is not None else self.digest_before(row)
+                digest = self.digest_before(row)
             if digest is None or not screen.admits(digest, text):
                 return False  # a field of an absent object is None, and the literal is not
         return True
@@ -1446,7 +1448,8 @@ class ReplayEngine:
 
         A body is stored as a delta against the object's previous version: decoded newest first,
         each one would decode its chain of older versions again. The screens memoize per digest,
-        so the backwards evaluation that follows finds them answered.
+        so the backwards evaluation that follows finds them answered; the `obj` digests found on
+        the way are kept in `pairs` for it.
         """
         for seq in seqs:
             row = found[seq]
@@ -1454,7 +1457,10 @@ class ReplayEngine:
                 continue
             for active in actives:
                 if active.match(row) is not False:
-                    self._screened_in(active.screens, row, pairs.get(seq))
+                    pair = pairs.get(seq)
+                    if pair is None:
+                        pair = pairs[seq] = (NOT_COMPUTED, self.digest_after(row))
+                    self._screened_in(active.screens, row, pair)
 
     # -- for front ends: the condition context, reconciles, find ---------------------------------
 

@@ -61,8 +61,8 @@ export const LAUNCH_ATTRIBUTES = Object.keys(LAUNCH_ATTRIBUTE_TYPES) as LaunchAt
 export const LAUNCH_DEFAULTS = {
   session: "latest",
   stopOnEntry: true,
-  slowThresholdMs: 500,
-  loopWindow: 50,
+  slowThresholdMs: 100,
+  loopWindow: 100,
 } as const;
 
 export const DEFAULT_NAME = "Replay the latest session";

@@ -41,6 +41,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import orjson
 
+from opreplay.analysis import DEFAULT_THRESHOLD_MS
 from opreplay.conditions import Condition, ConditionError, Template, compile_condition, compile_template
 from opreplay.errors import OpreplayError
 from opreplay.model import WRITE_VERBS, JSONValue, ObjectKey, Operation, SessionInfo
@@ -91,7 +92,6 @@ from opreplay.store.replay_queries import (
     operation_from_row,
 )
 
-DEFAULT_SLOW_THRESHOLD_MS = 1000.0
 _CHUNK = 256
 _CHUNKS = 64
 _SCAN_BATCH = 4096
@@ -510,7 +510,7 @@ class ReplayEngine:
         session: SessionInfo,
         *,
         checkpoint_interval: int = DEFAULT_INTERVAL,
-        slow_threshold_ms: float = DEFAULT_SLOW_THRESHOLD_MS,
+        slow_threshold_ms: float = DEFAULT_THRESHOLD_MS,
         loop_window: int = DEFAULT_WINDOW,
         loop_min_writes: int = DEFAULT_MIN_WRITES,
         save_checkpoints: bool = False,
@@ -551,7 +551,7 @@ class ReplayEngine:
         session: str | SessionInfo = "latest",
         *,
         checkpoint_interval: int = DEFAULT_INTERVAL,
-        slow_threshold_ms: float = DEFAULT_SLOW_THRESHOLD_MS,
+        slow_threshold_ms: float = DEFAULT_THRESHOLD_MS,
         loop_window: int = DEFAULT_WINDOW,
         loop_min_writes: int = DEFAULT_MIN_WRITES,
         save_checkpoints: bool = False,

@@ -523,6 +523,30 @@ def test_cluster_state_is_paged(debugger: Start, engine: ReplayEngine) -> None:
     assert debugger_.variables(pods["variablesReference"], filter="named") == []
 
 
+def test_cluster_state_objects_have_evaluate_names(debugger: Start, engine: ReplayEngine) -> None:
+    """Add to Watch on an object of the Cluster state (or one of its fields) watches that object."""
+    debugger_ = debugger()
+    debugger_.move("goto", {"targetId": engine.total})
+    checked = 0
+    for group in debugger_.scope_variables("Cluster state").values():
+        for variable in debugger_.variables(group["variablesReference"]):
+            if variable["name"].startswith("/"):  # a discovery document (GET /apis), not an object
+                assert "evaluateName" not in variable
+                continue
+            assert variable["evaluateName"].startswith("state[")
+            fields = debugger_.variables(variable["variablesReference"])
+            for shown in [variable, *fields]:
+                result = debugger_.evaluate(shown["evaluateName"], "watch")
+                assert result["success"], (shown, result.get("message"))
+                assert result["body"]["result"] == shown["value"], shown
+                checked += 1
+    assert checked > 50
+    web = engine.state(engine.total).of("deployments")[0]
+    replicas = debugger_.evaluate(f'state["Deployment/{web.namespace}/{web.name}"].spec.replicas', "watch")
+    expected = engine.state(engine.total).object(web)["spec"]["replicas"]  # type: ignore[index, call-overload]
+    assert replicas["body"]["result"] == str(expected)
+
+
 def test_handles_die_when_the_cursor_moves(debugger: Start) -> None:
     debugger_ = debugger()
     reference = debugger_.scopes()["Operation"]["variablesReference"]

@@ -31,6 +31,7 @@ from test_replay_support import (
     status_body,
 )
 
+from opreplay.conditions import compile_condition
 from opreplay.model import NewOperation, ObjectKey
 from opreplay.replay import (
     ErrorBreakpoint,
@@ -458,3 +459,33 @@ def test_the_names_index_spares_decoding_list_items_after_a_checkpoint(tmp_path:
         engine.store.body_bytes = refuse  # type: ignore[method-assign]
         for seq in (117, 55, 9, 119, 31):
             assert as_dict(engine.state(seq)) == expected[seq]
+
+
+def test_state_in_expressions_is_keyed_by_resource_or_kind_namespace_and_name(tmp_path: Path) -> None:
+    r = Recording()
+    r.write("create", "deployments", "default", "web", 1, 3)
+    r.list("pods", "default", [body("pods", "default", "a", 1), body("pods", "default", "b", 1)])
+    r.get("namespaces", "", "ns1", 1)
+    r.write("update", "deployments", "default", "web", 2, 5)
+    path, _ = r.save(tmp_path / "rec.db")
+    with ReplayEngine.open(path) as engine:
+
+        def value(expression: str, seq: int) -> Any:
+            return compile_condition(expression).evaluate(engine.context(seq))
+
+        assert value('state["deployments/default/web"].spec.replicas', 1) == 3
+        assert value('state["deployments/default/web"].spec.replicas', 4) == 5
+        assert value('state["Deployment/default/web"].spec.replicas', 4) == 5  # the kind, any case
+        assert value('state["deployment/default/web"].metadata.name', 4) == "web"
+        assert value('state["namespaces/ns1"].metadata.name', 4) == "ns1"  # cluster-scoped
+        assert value('"pods/default/b" in state and "pods/default/c" not in state', 2) is True
+        assert value('state["pods/default/a"].metadata.name', 1) is None  # not listed yet
+        assert value("len(state)", 4) == 4
+        assert value("[k for k in state]", 4) == [
+            "deployments/default/web",
+            "namespaces/ns1",
+            "pods/default/a",
+            "pods/default/b",
+        ]
+        assert value('len([o for o in state.values() if o.kind == "Pod"])', 4) == 2
+        assert value('state["Deployment/default/*"]', 4) is None  # names, not globs

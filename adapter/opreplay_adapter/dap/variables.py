@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opreplay.model import ObjectKey
-from opreplay.replay import ClusterState
+from opreplay.replay import ClusterState, StateView
 from opreplay_adapter.dap.dispatch import CantHandle
 
 PAGED_KEYS = 100
@@ -149,8 +149,8 @@ def format_value(value: Any, *, hex: bool = False, limit: int = PREVIEW) -> str:
         return repr(value)
     if isinstance(value, str):
         return _cut(json.dumps(value, ensure_ascii=False), limit)
-    if isinstance(value, ClusterState):
-        return f"cluster state: {len(value)} objects"
+    if isinstance(value, StateView):
+        return f"cluster state: {len(value.cluster)} objects"
     if isinstance(value, dict):
         title = object_title(value)
         if title is not None:
@@ -226,8 +226,8 @@ class Builder:
 
     def expandable(self, value: Any, evaluate_name: str | None, field: FieldRef | None) -> Variable:
         """`variablesReference` and the child counts for a value (reference 0 for a scalar)."""
-        if isinstance(value, ClusterState):
-            return {"variablesReference": self.handles.add(StateScope(self, value))}
+        if isinstance(value, StateView):
+            return {"variablesReference": self.handles.add(StateScope(self, value.cluster))}
         if isinstance(value, (dict, list, tuple)) and value:
             handle = self.handles.add(DocumentNode(self, value, evaluate_name, field))
             if isinstance(value, dict) and len(value) <= PAGED_KEYS:
@@ -364,7 +364,19 @@ class StateGroup:
             document = self._state.object(key)
             kind = document.get("kind") if isinstance(document, dict) else None
             field = FieldRef(key, kind if isinstance(kind, str) else key.resource)
-            found.append(self._builder.variable(self._name(key), document, hex=page.hex, field=field))
+            found.append(
+                self._builder.variable(
+                    self._name(key),
+                    document,
+                    hex=page.hex,
+                    field=field,
+                    evaluate_name=(
+                        f"state[{json.dumps(StateView.name_of(key), ensure_ascii=False)}]"
+                        if key.resource  # else a discovery document (`/apis`), not an object
+                        else None
+                    ),
+                )
+            )
         return found
 
     def field_of(self, name: str) -> FieldRef | None:

@@ -29,7 +29,7 @@ from opreplay.replay.engine import (
 )
 from opreplay.replay.loops import HotLoop, LoopDetector, detect_hot_loops
 from opreplay.replay.paths import Change, parse_path
-from opreplay.replay.state import ClusterState
+from opreplay.replay.state import ClusterState, StateView
 
 __all__ = [
     "ERROR_FILTERS",
@@ -50,6 +50,7 @@ __all__ = [
     "ReplayError",
     "SelectorBreakpoint",
     "SeqBreakpoint",
+    "StateView",
     "Stop",
     "build_checkpoints",
     "describe",

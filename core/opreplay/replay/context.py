@@ -5,7 +5,7 @@ a million bodies: the condition language looks names up one at a time in the map
 given, so this mapping computes each name on first access. Plain fields come from the row; `obj`
 and `old` (the operation's object after and before it, in the state the operator had seen)
 from digests the engine supplies, decoded through its cache; `req` from the request body; `state`
-(the whole cluster state, a `ClusterState`) only when asked for.
+(the whole cluster state, a `StateView`) only when asked for.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class OperationContext(Mapping[str, Any]):
 
     `pair` is (old, obj) as digests when the caller already knows them (a scan folding the
     state as it goes), else the resolver looks them up; `running` is the scan's live state,
-    copied into a `ClusterState` only if `state` is read.
+    copied into a `StateView` only if `state` is read.
     """
 
     __slots__ = ("_pair", "_resolver", "_row", "_running", "_values")

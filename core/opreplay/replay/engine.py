@@ -69,7 +69,7 @@ from opreplay.replay.context import NOT_COMPUTED, DigestPair, OperationContext, 
 from opreplay.replay.loops import DEFAULT_MIN_WRITES, DEFAULT_WINDOW
 from opreplay.replay.paths import DEFAULT_IGNORED, Change, PathError, diff_documents, get_path, parse_path
 from opreplay.replay.prefilter import BodyScreen, Prefilter, analyse
-from opreplay.replay.state import ClusterState, Folder, StateKey, StateMap, rollback
+from opreplay.replay.state import ClusterState, Folder, StateKey, StateMap, StateView, rollback
 from opreplay.store import Store
 from opreplay.store.replay_queries import (
     ROW_DURATION_US,
@@ -1204,10 +1204,18 @@ class ReplayEngine:
             return self._state.get(key)
         return self._track(key).latest(seq)
 
-    def state_view(self, seq: int, running: StateMap | None) -> ClusterState:
+    def state_view(self, seq: int, running: StateMap | None) -> StateView:
         """`state` in an expression: a snapshot of the scan's running state, else computed."""
         entries = dict(running) if running is not None else dict(self._state_at(seq))
-        return ClusterState(seq, entries, self.load)
+        return StateView(ClusterState(seq, entries, self.load), self._resources_of_kind)
+
+    def _resources_of_kind(self, kind: str) -> frozenset[str]:
+        """The resources whose objects have this kind (any case), from the store's interned objects."""
+        if self._kinds is None:
+            self._kinds = {}
+            for _, key, found in self.store.find_objects():
+                self._kinds.setdefault(found.lower(), set()).add(key.resource)
+        return frozenset(self._kinds.get(kind.lower(), ()))
 
     def _paused(self, seq: int, reverse: bool, logs: list[LogMessage]) -> Stop:
         seq = min(max(seq, 1), self.total)
@@ -1467,6 +1475,7 @@ class ReplayEngine:
     RECONCILE_GAP: ClassVar[int] = 1000
     """Operations in a row without one of a reconcile's own that end it (see `reconcile_span`)."""
     _reconcile_spans: OrderedDict[int, tuple[int, int]] | None = None
+    _kinds: dict[str, set[str]] | None = None
 
     def context(self, seq: int | None = None) -> OperationContext:
         """The condition language's names at an operation (default: the cursor), each computed on first read.

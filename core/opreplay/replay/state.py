@@ -351,3 +351,54 @@ class ClusterState(Mapping[ObjectKey, bytes]):
     def entries(self) -> Mapping[StateKey, bytes]:
         """The raw tuple-keyed map (read-only use): fast membership for hot loops."""
         return self._entries
+
+
+class StateView(Mapping[str, JSONValue]):
+    """`state` in the condition language: the cluster state by name, each object decoded when read.
+
+    Names are `resource/namespace/name` (`resource/name` for a cluster-scoped object), as `name_of`
+    writes them; a lookup also takes the kind for the resource, in any case (`Deployment/demo/web`).
+    When the same object is known under several API versions, the first in `ClusterState` order
+    answers. Responses that are not objects (discovery documents) are left out.
+    """
+
+    def __init__(self, cluster: ClusterState, resources_of_kind: Callable[[str], frozenset[str]]) -> None:
+        self.cluster = cluster
+        self._resources_of_kind = resources_of_kind
+        self._index: dict[tuple[str, str, str], ObjectKey] | None = None
+
+    @staticmethod
+    def name_of(key: ObjectKey) -> str:
+        return f"{key.resource}/{key.namespace}/{key.name}" if key.namespace else f"{key.resource}/{key.name}"
+
+    def _by_name(self) -> dict[tuple[str, str, str], ObjectKey]:
+        if self._index is None:
+            self._index = {}
+            for key in self.cluster:
+                if key.resource:
+                    self._index.setdefault((key.resource, key.namespace, key.name), key)
+        return self._index
+
+    def __getitem__(self, name: str) -> JSONValue:
+        parts = name.split("/") if isinstance(name, str) else []
+        if len(parts) == 2:
+            parts.insert(1, "")
+        if len(parts) != 3:
+            raise KeyError(name)
+        first, namespace, object_name = parts
+        index = self._by_name()
+        key = index.get((first, namespace, object_name))
+        if key is None:
+            for resource in sorted(self._resources_of_kind(first)):
+                key = index.get((resource, namespace, object_name))
+                if key is not None:
+                    break
+            else:
+                raise KeyError(name)
+        return self.cluster.object(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (self.name_of(key) for key in self._by_name().values())
+
+    def __len__(self) -> int:
+        return len(self._by_name())

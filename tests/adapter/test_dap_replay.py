@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from dapclient import Debugger, InProcess
 
-from opreplay.model import ObjectKey
+from opreplay.model import NewOperation, ObjectKey
 from opreplay.replay import ConditionBreakpoint, ReplayEngine, SelectorBreakpoint
+from opreplay.store import Store
 from opreplay.timeline import HEADER_LINES
 from opreplay_adapter.dap.breakpoints import function_breakpoint
 from opreplay_adapter.dap.dispatch import ErrorKind
@@ -545,6 +547,38 @@ def test_cluster_state_objects_have_evaluate_names(debugger: Start, engine: Repl
     replicas = debugger_.evaluate(f'state["Deployment/{web.namespace}/{web.name}"].spec.replicas', "watch")
     expected = engine.state(engine.total).object(web)["spec"]["replicas"]  # type: ignore[index, call-overload]
     assert replicas["body"]["result"] == str(expected)
+
+
+def test_checkpoints_built_by_a_jump_are_kept_in_the_recording(debugger: Start, tmp_path: Path) -> None:
+    database = tmp_path / "long.db"
+    with Store.open(database, create=True) as store:
+        session = store.create_session(name="long", started_at=1_700_000_000.0, command="pytest")
+        ops = [
+            NewOperation(
+                ts=1_700_000_000.0 + seq,
+                duration_us=1000,
+                thread="worker-1",
+                verb="get",
+                api_version="v1",
+                resource="configmaps",
+                kind="ConfigMap",
+                namespace="default",
+                name=f"config-{seq % 7}",
+                status=200,
+                response=orjson.dumps(
+                    {"kind": "ConfigMap", "metadata": {"name": f"config-{seq % 7}", "namespace": "default"},
+                     "data": {"seq": str(seq)}}
+                ),
+            )
+            for seq in range(1, 1301)
+        ]  # fmt: skip
+        store.append(session, 1, ops)
+        store.end_session(session, 1_700_001_400.0)
+    debugger_ = debugger(database=str(database))
+    debugger_.move("goto", {"targetId": 1300})
+    assert len(debugger_.scope_variables("Cluster state")) == 1  # the state there: folded, checkpointed
+    with Store.open(database) as store:
+        assert store.checkpoint_seqs(store.find_session("latest")) == [500, 1000]
 
 
 def test_handles_die_when_the_cursor_moves(debugger: Start) -> None:

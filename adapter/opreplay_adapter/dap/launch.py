@@ -62,7 +62,9 @@ class LaunchOptions:
 
     def open(self) -> ReplayEngine:
         """The engine on the configured session; the reason in words when it cannot be opened."""
-        options: dict[str, Any] = {"slow_threshold_ms": self.slow_threshold_ms}
+        # checkpoints built on a first jump deep into a long session are kept in the recording
+        # (a cache; memory only when the file cannot be written), so the next launch starts warm
+        options: dict[str, Any] = {"slow_threshold_ms": self.slow_threshold_ms, "save_checkpoints": True}
         if self.loop_window is not None:
             options["loop_window"] = self.loop_window
         try:

@@ -136,7 +136,7 @@ def replay_command(
         except ConditionError as error:  # one line, exit 2 (friendly_errors)
             raise ConditionError(f"--filter: {error}", error.column) from None
     with _delayed_status(f"opening session {session}"):
-        engine = ReplayEngine.open(database, session)
+        engine = ReplayEngine.open(database, session, save_checkpoints=interactive)
     with engine:
         if interactive:
             Debugger(engine, database=database).run(start=first)

@@ -534,7 +534,8 @@ def build_checkpoints(
     Idempotent: existing checkpoints are kept and the missing ones after the last are added
     (`rebuild=True` drops them first; that needs a writable store). On a store opened read-only
     the checkpoints are written through a second, writable connection (`Store.write_checkpoints`).
-    The recorder calls this when a session stops; `ReplayEngine` does without it, more slowly.
+    `ReplayEngine` does without it, more slowly, and saves what it builds when asked to
+    (`save_checkpoints`: the debug adapter and `opreplay replay -i` do).
     """
     if rebuild:
         store.delete_checkpoints(session)

@@ -50,8 +50,9 @@ _BODY_CACHE_LIMIT = 200_000
 _LATEST_LIMIT = 20_000  # objects whose latest version is kept as a delta base while recording
 _READ_CACHE_LIMIT = 2_048
 
-BodyRow = tuple[bytes, int, int, bytes | None, int, bytes]
-"""digest, format, codec, base digest, size, stored bytes: one row of the bodies table."""
+BodyRow = tuple[bytearray, int, int, bytearray | None, int, bytearray]
+"""digest, format, codec, base digest (or the store's NULL), size, stored bytes: one row of the bodies
+table, blobs as bytearrays (see `Store.__init__`)."""
 
 OPERATION_COLUMNS = (
     "o.seq, o.ts, o.duration_us, o.thread, o.verb, b.api_version, b.resource, b.kind, b.namespace, b.name,"
@@ -161,9 +162,15 @@ class Store(ReplayQueries):
         param = database.param
         conflict = "OR IGNORE " if self._sqlite else ""
         suffix = "" if self._sqlite else " ON CONFLICT DO NOTHING"
+        # Python's sqlite3 binds int, float, str and bytearray directly, but runs None and bytes
+        # through its adaptation protocol, which costs more than inserting the row: the hot path
+        # binds blobs as bytearrays and NULL as an empty blob that SQL turns back into NULL (no
+        # column holds an empty blob).
+        self._null: bytearray | None = bytearray() if self._sqlite else None
+        nullable = f"NULLIF({param}, x'')" if self._sqlite else param
         self._insert_body = (
             f"INSERT {conflict}INTO bodies (digest, format, codec, base, size, data)"
-            f" VALUES ({', '.join([param] * 6)}){suffix}"
+            f" VALUES ({', '.join([param] * 3 + [nullable] + [param] * 2)}){suffix}"
         )
         self._insert_object = (
             f"INSERT {conflict}INTO objects (api_version, resource, kind, namespace, name)"
@@ -176,7 +183,7 @@ class Store(ReplayQueries):
         self._insert_operation = (
             "INSERT INTO operations (session, seq, ts, duration_us, thread, verb, object, subresource,"
             " status, reason, message, resource_version, reconcile, watch, event, request, response)"
-            f" VALUES ({', '.join([param] * 17)})"
+            f" VALUES ({', '.join([param] * 7 + [nullable, param] + [nullable] * 8)})"
         )
         self._object_ids: dict[tuple[str, str, str, str], int] = {}
         self._known_bodies: dict[bytes, int] = {}  # digest -> delta depth, for bodies written here
@@ -369,6 +376,7 @@ class Store(ReplayQueries):
         body_rows: list[BodyRow] = []
         op_rows: list[tuple[Any, ...]] = []
         errors = 0
+        null = self._null
         with self._write_lock, self._transaction():
             cursor = self.db.cursor()
             for offset, op in enumerate(operations):
@@ -399,16 +407,16 @@ class Store(ReplayQueries):
                         op.thread,
                         op.verb,
                         self._object_id(cursor, op),
-                        op.subresource,
+                        null if op.subresource is None else op.subresource,
                         op.status,
-                        op.reason,
-                        op.message,
-                        op.resource_version,
-                        op.reconcile,
-                        op.watch,
-                        op.event,
-                        request,
-                        response,
+                        null if op.reason is None else op.reason,
+                        null if op.message is None else op.message,
+                        null if op.resource_version is None else op.resource_version,
+                        null if op.reconcile is None else op.reconcile,
+                        null if op.watch is None else op.watch,
+                        null if op.event is None else op.event,
+                        null if request is None else bytearray(request),
+                        null if response is None else bytearray(response),
                     )
                 )
             if body_rows:
@@ -450,18 +458,18 @@ class Store(ReplayQueries):
                 depth = base_depth + 1
                 rows.append(
                     (
-                        key,
+                        bytearray(key),
                         bodies.DOCUMENT,
                         bodies.DELTA,
-                        base,
+                        bytearray(base),
                         len(data),
-                        bodies.compress_delta(data, base_data),
+                        bytearray(bodies.compress_delta(data, base_data)),
                     )
                 )
             else:
                 depth = 0
                 codec, blob = bodies.compress(data)
-                rows.append((key, bodies.DOCUMENT, codec, None, len(data), blob))
+                rows.append((bytearray(key), bodies.DOCUMENT, codec, self._null, len(data), bytearray(blob)))
             self._known_bodies[key] = depth
         if versioned is not None and remember:
             self._latest[versioned] = (key, data, depth)
@@ -476,7 +484,7 @@ class Store(ReplayQueries):
         if key not in self._known_bodies:
             self._known_bodies[key] = 0
             codec, blob = bodies.compress(packed)
-            rows.append((key, bodies.LIST, codec, None, len(packed), blob))
+            rows.append((bytearray(key), bodies.LIST, codec, self._null, len(packed), bytearray(blob)))
         return key
 
     def _object_id(self, cursor: Any, op: NewOperation) -> int:

@@ -47,6 +47,7 @@ _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read 
 _ID_LENGTH = 6
 _OBJECT_CACHE_LIMIT = 200_000
 _BODY_CACHE_LIMIT = 200_000
+_DIGEST_CACHE_BYTES = 16 << 20
 _LATEST_LIMIT = 20_000  # objects whose latest version is kept as a delta base while recording
 _READ_CACHE_LIMIT = 2_048
 
@@ -187,6 +188,10 @@ class Store(ReplayQueries):
         )
         self._object_ids: dict[tuple[str, str, str, str], int] = {}
         self._known_bodies: dict[bytes, int] = {}  # digest -> delta depth, for bodies written here
+        # Body bytes -> digest: the recorder hands the same bytes object again for an unchanged
+        # object (its hash cached), and Python's hash of new bytes costs a third of SHA-256's.
+        self._digests: dict[bytes, bytes] = {}
+        self._digests_size = 0
         self._latest: OrderedDict[tuple[str, str, str, str], tuple[bytes, bytes, int]] = OrderedDict()
         self._read_cache: OrderedDict[bytes, tuple[int, bytes]] = OrderedDict()
         self._read_lock = threading.Lock()
@@ -449,7 +454,7 @@ class Store(ReplayQueries):
         Only responses are remembered as the object's latest version: a request (a small patch)
         is a poor base for the next full object.
         """
-        key = bodies.digest(data)
+        key = self._digest(data)
         depth = self._known_bodies.get(key)
         if depth is None:
             previous = self._latest.get(versioned) if versioned is not None else None
@@ -476,6 +481,16 @@ class Store(ReplayQueries):
             self._latest.move_to_end(versioned)
             if len(self._latest) > _LATEST_LIMIT:
                 self._latest.popitem(last=False)
+        return key
+
+    def _digest(self, data: bytes) -> bytes:
+        key = self._digests.get(data)
+        if key is None:
+            key = self._digests[data] = bodies.digest(data)
+            self._digests_size += len(data)
+            if self._digests_size > _DIGEST_CACHE_BYTES:
+                self._digests.clear()
+                self._digests_size = 0
         return key
 
     def _list_row(self, envelope: bytes, items: list[bytes], rows: list[BodyRow]) -> bytes:

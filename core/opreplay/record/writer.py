@@ -66,8 +66,9 @@ class _Stream:
 
 @dataclass(slots=True)
 class _Pending:
-    """A call whose response is being read."""
+    """A call whose response is being read, with its (target, verb)."""
 
+    route: tuple[parse.Target, str]
     chunks: list[bytes] = field(default_factory=list)
     lossy: bool = False
 
@@ -160,6 +161,7 @@ class Assembler:
             del self._pending[call]
             self._operation(
                 call,
+                pending.route,
                 b"".join(pending.chunks) or None,
                 now,
                 None,
@@ -180,13 +182,14 @@ class Assembler:
     # -- calls ---------------------------------------------------------------------------------
 
     def _open(self, call: Call, ns: int) -> None:
-        target, verb = self._route(call)
+        route = self._route(call)
+        target, verb = route
         if verb == "watch" and 200 <= call.status < 300:
             duration_us = (ns - call.start_ns) // 1000
             seq = self._emit(self._new(call, target, verb, duration_us=duration_us, kind=self._kind(target)))
             self._streams[call] = _Stream(seq, target, guessed=not self._knows_kind(target))
         else:
-            self._pending[call] = _Pending()
+            self._pending[call] = _Pending(route)
 
     def _done(self, call: Call, data: bytes | None, ns: int, error: BaseException | None) -> None:
         stream = self._streams.pop(call, None)
@@ -196,13 +199,13 @@ class Assembler:
             return
         pending = self._pending.pop(call, None)
         if pending is None:
-            self._operation(call, data, ns, error)
+            self._operation(call, self._route(call), data, ns, error)
             return
         if data:
             pending.chunks.append(data)
-        body = b"".join(pending.chunks) if pending.chunks else None
+        body = None if pending.lossy or not pending.chunks else b"".join(pending.chunks)
         incomplete = "recorder queue full: part of the response was dropped" if pending.lossy else None
-        self._operation(call, None if pending.lossy else body, ns, error, incomplete=incomplete)
+        self._operation(call, pending.route, body, ns, error, incomplete=incomplete)
 
     def _route(self, call: Call) -> tuple[parse.Target, str]:
         """(target, verb) of a call; cached by URL: an operator asks for the same URLs again and again."""
@@ -221,13 +224,14 @@ class Assembler:
     def _operation(
         self,
         call: Call,
+        route: tuple[parse.Target, str],
         data: bytes | None,
         end_ns: int,
         error: BaseException | None,
         *,
         incomplete: str | None = None,
     ) -> None:
-        target, verb = self._route(call)
+        target, verb = route
         secret = self.redact and target.resource == "secrets"
         status = call.status
         reason: str | None = None

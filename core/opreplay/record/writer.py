@@ -109,6 +109,7 @@ class Assembler:
         self._routes: dict[tuple[str, str], tuple[parse.Target, str]] = {}
         self._plain = _Cache(_CACHE_BYTES)
         self._secret = _Cache(_CACHE_BYTES // 4)
+        self._items = parse.SeenItems(_CACHE_BYTES // 2)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -499,7 +500,7 @@ class Assembler:
 
     def _process(self, raw: bytes, *, secret: bool, listing: bool) -> _Body:
         if listing and not secret:
-            split = parse.split_list(raw)
+            split = parse.split_list(raw, self._items)
             if split is not None and not self._may_hold_secret(raw, split.kind):
                 fields = parse.Peek(split.kind, "", "", split.resource_version)
                 return _Body(self._limit(split.envelope), tuple(map(self._limit, split.items)), fields)

@@ -10,9 +10,10 @@ hot path (every operation passes through it), so it is written for throughput:
   Anchored patterns read kind, namespace, name and resourceVersion from the first bytes of either,
   exactly; anything else (bodies written by clients, an unexpected layout) is parsed.
 - A LIST is split into its items without parsing: item boundaries are found by search, each
-  candidate checked (the piece's braces balance, it starts as an object does); any doubt and the
-  list is parsed instead. An item is stored as the object it is, with the kind and apiVersion a
-  GET would show, which makes it byte-identical to the GET and watch bodies of the same version.
+  candidate checked (the piece's braces balance, it starts as an object does) unless the same
+  piece was a whole item of an earlier list; any doubt and the list is parsed instead. An item is
+  stored as the object it is, with the kind and apiVersion a GET would show, which makes it
+  byte-identical to the GET and watch bodies of the same version.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ class _PrefixCompressor:
         self._cctx = lib.ZSTD_createCCtx()
         if not self._cctx:
             raise MemoryError("ZSTD_createCCtx")
-        weakref.finalize(self, lib.ZSTD_freeCCtx, self._cctx)
+        # Not at exit: a daemon writer thread may still be compressing while atexit handlers run.
+        weakref.finalize(self, lib.ZSTD_freeCCtx, self._cctx).atexit = False
         self._check(lib.ZSTD_CCtx_setParameter(self._cctx, _ZSTD_C_COMPRESSION_LEVEL, 3))
         self._buffer = ctypes.create_string_buffer(0)
 

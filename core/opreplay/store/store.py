@@ -164,9 +164,9 @@ class Store(ReplayQueries):
         conflict = "OR IGNORE " if self._sqlite else ""
         suffix = "" if self._sqlite else " ON CONFLICT DO NOTHING"
         # Python's sqlite3 binds int, float, str and bytearray directly, but runs None and bytes
-        # through its adaptation protocol, which costs more than inserting the row: the hot path
-        # binds blobs as bytearrays and NULL as an empty blob that SQL turns back into NULL (no
-        # column holds an empty blob).
+        # through its adaptation protocol, about 0.7 us a value: for an operations row, half of
+        # SQLite's own work on it. The hot path binds blobs as bytearrays and NULL as an empty blob
+        # that SQL turns back into NULL (no column holds an empty blob).
         self._null: bytearray | None = bytearray() if self._sqlite else None
         nullable = f"NULLIF({param}, x'')" if self._sqlite else param
         self._insert_body = (

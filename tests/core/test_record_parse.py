@@ -151,6 +151,24 @@ def test_a_built_in_list_splits_into_the_objects_a_get_returns() -> None:
     assert (split.kind, split.resource_version) == ("StatefulSet", "20")
 
 
+@pytest.mark.parametrize("limit", [1 << 20, 1], ids=["kept", "forgotten"])
+def test_items_seen_in_earlier_lists_split_the_same(limit: int) -> None:
+    # nested arrays of objects that start like items: only whole items may be remembered
+    seen = parse.SeenItems(limit)
+    for versions in (("1", "2", "3"), ("1", "5", "3"), ("1", "5", "3")):
+        items = [_statefulset(f"db-{index}", version) for index, version in enumerate(versions)]
+        listing = {"kind": "StatefulSetList", "apiVersion": "apps/v1", "metadata": {}, "items": items}
+        raw = orjson.dumps(listing)
+        expected = parse.split_list(raw)
+        assert expected is not None and len(expected.items) == 3
+        assert parse.split_list(raw, seen) == expected
+    widgets = _go_sorted(
+        {"apiVersion": "example.com/v1", "kind": "WidgetList", "metadata": {}, "items": [_widget("w", "1")]}
+    )
+    raw = orjson.dumps(widgets)
+    assert parse.split_list(raw, seen) == parse.split_list(raw, seen) == parse.split_list(raw)
+
+
 def test_a_custom_resource_list_splits_into_its_items() -> None:
     items = [_widget(f"w{index}", str(index)) for index in range(4)]
     listing = _go_sorted(

@@ -13,7 +13,7 @@ import pytest
 
 from opreplay.errors import SessionNotFound, StoreError
 from opreplay.model import NewOperation
-from opreplay.store import SCHEMA_VERSION, Store
+from opreplay.store import SCHEMA_VERSION, Store, bodies
 
 
 def _op(**fields: object) -> NewOperation:
@@ -71,6 +71,30 @@ def test_identical_bodies_are_stored_once(recording: Path) -> None:
         assert store.body(ops[0].response_digest or b"")["metadata"]["resourceVersion"] == "7"
     rows = sqlite3.connect(recording).execute("SELECT COUNT(*) FROM bodies").fetchone()[0]
     assert rows == 1
+
+
+def test_nulls_and_empty_strings_stay_apart(tmp_path: Path) -> None:
+    # the writer binds NULL as an empty blob that SQL turns back into NULL: "" must stay ""
+    with Store.open(tmp_path / "n.db", create=True) as store:
+        session = store.create_session(name=None, started_at=time.time(), command="pytest")
+        store.append(session, 1, [_op(reason="", message="", resource_version="", event=""), _op()])
+        blank, unset = store.operations(session)
+    assert (blank.reason, blank.message, blank.resource_version, blank.event) == ("", "", "", "")
+    assert (unset.reason, unset.message, unset.resource_version, unset.event) == (None, None, None, None)
+    assert (unset.subresource, unset.reconcile, unset.watch, unset.request_digest) == (None, None, None, None)
+
+
+@pytest.mark.parametrize("libzstd", [True, False], ids=["libzstd", "python-zstandard"])
+def test_deltas_decode_to_the_new_version(libzstd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not libzstd:
+        monkeypatch.setattr(bodies, "_prefix_compressor", lambda: None)
+    elif bodies._prefix_compressor() is None:
+        pytest.skip("no libzstd on this machine")
+    base = orjson.dumps({"kind": "Pod", "metadata": {"name": "a", "resourceVersion": "1"}, "spec": "x" * 500})
+    new = base.replace(b'"1"', b'"2"')
+    delta = bodies.compress_delta(new, base)
+    assert len(delta) < 64
+    assert bodies.decompress(bodies.DELTA, delta, base) == new
 
 
 def test_list_response_is_stored_as_items_and_reassembled(tmp_path: Path) -> None:

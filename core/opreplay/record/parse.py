@@ -10,9 +10,10 @@ hot path (every operation passes through it), so it is written for throughput:
   Anchored patterns read kind, namespace, name and resourceVersion from the first bytes of either,
   exactly; anything else (bodies written by clients, an unexpected layout) is parsed.
 - A LIST is split into its items without parsing: item boundaries are found by search, each
-  candidate checked (the piece's braces balance, it starts as an object does); any doubt and the
-  list is parsed instead. An item is stored as the object it is, with the kind and apiVersion a
-  GET would show, which makes it byte-identical to the GET and watch bodies of the same version.
+  candidate checked (the piece's braces balance, it starts as an object does) unless the same
+  piece was a whole item of an earlier list; any doubt and the list is parsed instead. An item is
+  stored as the object it is, with the kind and apiVersion a GET would show, which makes it
+  byte-identical to the GET and watch bodies of the same version.
 """
 
 from __future__ import annotations
@@ -287,11 +288,35 @@ _SORTED_LIST_TAIL = re.compile(rb'\],"kind":"([^"\\]+)List","metadata":\{[^{}]*\
 _LIST_VERSION = re.compile(rb'"resourceVersion":"([^"\\]*)"')
 
 
-def split_list(body: bytes) -> Listing | None:
+class SeenItems:
+    """Pieces of earlier lists that were whole items, bounded by the bytes they hold.
+
+    A list repeats most of its items from one call to the next, and whether a piece is a whole
+    item depends on its bytes alone: a lookup (a hash) costs a fraction of counting its braces.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._pieces: set[bytes] = set()
+        self._size = 0
+        self._limit = limit
+
+    def __contains__(self, piece: bytes) -> bool:
+        return piece in self._pieces
+
+    def add(self, piece: bytes) -> None:
+        self._size += len(piece)
+        if self._size > self._limit:
+            self._pieces.clear()
+            self._size = len(piece)
+        self._pieces.add(piece)
+
+
+def split_list(body: bytes, seen: SeenItems | None = None) -> Listing | None:
     """A server-written LIST split into its items without parsing, each item as a GET would show it.
 
     Item boundaries are found by search; a candidate is taken only when the piece before it is a
-    whole object (its braces balance) that starts as an item does. Anything else: None.
+    whole object (its braces balance) that starts as an item does, or is in `seen`. Anything
+    else: None.
     """
     body = body.rstrip()  # the API server's JSON encoder ends a body with a newline
     typed = _TYPED_LIST.match(body)
@@ -300,7 +325,7 @@ def split_list(body: bytes) -> Listing | None:
         start, end = typed.end(), len(body) - 2
         envelope = body[: start - len(b',"items":[')] + b"}"
         prefix = b'{"kind":"' + kind + b'","apiVersion":"' + api_version + b'",'
-        items = _split_items(body, start, end, b'},{"metadata":{"name":"', _typed_item)
+        items = _split_items(body, start, end, b'},{"metadata":{"name":"', _typed_item, seen)
         if items is None:
             return None
         items = [prefix + item[1:] for item in items]
@@ -312,7 +337,7 @@ def split_list(body: bytes) -> Listing | None:
             return None
         kind = tail[1]
         envelope = body[: head.end() - len(b'"items":[')] + body[tail_start + 2 :]
-        items = _split_items(body, head.end(), tail_start, b'},{"apiVersion":"', _sorted_item)
+        items = _split_items(body, head.end(), tail_start, b'},{"apiVersion":"', _sorted_item, seen)
         if items is None:
             return None
     version = _LIST_VERSION.search(envelope)
@@ -328,14 +353,24 @@ def _sorted_item(piece: bytes) -> bool:
 
 
 def _split_items(
-    body: bytes, start: int, end: int, boundary: bytes, is_item: Callable[[bytes], bool]
+    body: bytes,
+    start: int,
+    end: int,
+    boundary: bytes,
+    is_item: Callable[[bytes], bool],
+    seen: SeenItems | None,
 ) -> list[bytes] | None:
     items: list[bytes] = []
     position = search = start
     while position < end:
         cut = body.find(boundary, search, end)
         piece = body[position : end if cut < 0 else cut + 1]
-        if piece.count(b"{") == piece.count(b"}") and is_item(piece):
+        whole = seen is not None and piece in seen
+        if not whole and piece.count(b"{") == piece.count(b"}") and is_item(piece):
+            whole = True
+            if seen is not None:
+                seen.add(piece)
+        if whole:
             items.append(piece)
             if cut < 0:
                 break

@@ -11,8 +11,12 @@ hundred bytes.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import threading
+import weakref
+from typing import Any
 
 import orjson
 import zstandard
@@ -61,8 +65,107 @@ def compress(data: bytes) -> tuple[int, bytes]:
 
 def compress_delta(data: bytes, base: bytes) -> bytes:
     """`data` compressed against `base`: an object's next version costs only what changed."""
+    prefixed = _prefix_compressor()
+    if prefixed is not None:
+        return prefixed.compress(data, base)
     dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     return zstandard.ZstdCompressor(level=3, dict_data=dictionary).compress(data)
+
+
+class _PrefixCompressor:
+    """libzstd's own API through ctypes: one context for the thread, the base as a one-frame prefix.
+
+    python-zstandard binds a dictionary to a compressor for its life, so each delta made a new
+    context: that costs several times the compression itself (a `cpuid`, which a virtual machine
+    traps, and fresh tables). `ZSTD_CCtx_refPrefix` is what a raw-content dictionary used once is;
+    the frame is the same kind that `decompress` reads.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        self._lib = lib
+        self._cctx = lib.ZSTD_createCCtx()
+        if not self._cctx:
+            raise MemoryError("ZSTD_createCCtx")
+        # Not at exit: a daemon writer thread may still be compressing while atexit handlers run.
+        weakref.finalize(self, lib.ZSTD_freeCCtx, self._cctx).atexit = False
+        self._check(lib.ZSTD_CCtx_setParameter(self._cctx, _ZSTD_C_COMPRESSION_LEVEL, 3))
+        self._buffer = ctypes.create_string_buffer(0)
+
+    def compress(self, data: bytes, base: bytes) -> bytes:
+        lib = self._lib
+        bound = lib.ZSTD_compressBound(len(data))
+        if len(self._buffer) < bound:
+            self._buffer = ctypes.create_string_buffer(bound)
+        self._check(lib.ZSTD_CCtx_refPrefix(self._cctx, base, len(base)))
+        size = self._check(lib.ZSTD_compress2(self._cctx, self._buffer, bound, data, len(data)))
+        return ctypes.string_at(self._buffer, size)
+
+    def _check(self, result: int) -> int:
+        if self._lib.ZSTD_isError(result):
+            raise zstandard.ZstdError(self._lib.ZSTD_getErrorName(result).decode())
+        return result
+
+
+_ZSTD_C_COMPRESSION_LEVEL = 100
+_LIBZSTD_NAMES = ("libzstd.so.1", "libzstd.1.dylib")
+_libzstd_loaded = False
+_libzstd: Any = None
+
+
+def _load_libzstd() -> Any:
+    """The system's libzstd (1.4 or newer, for `ZSTD_CCtx_refPrefix`), or None."""
+    for name in (*_LIBZSTD_NAMES, None):
+        if name is None:  # find_library runs ldconfig: only when the usual names are not there
+            name = ctypes.util.find_library("zstd")
+            if name is None:
+                break
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        try:
+            lib.ZSTD_versionNumber.restype = ctypes.c_uint
+            if lib.ZSTD_versionNumber() < 10400:
+                continue
+            lib.ZSTD_createCCtx.restype = ctypes.c_void_p
+            lib.ZSTD_createCCtx.argtypes = []
+            lib.ZSTD_freeCCtx.restype = ctypes.c_size_t
+            lib.ZSTD_freeCCtx.argtypes = [ctypes.c_void_p]
+            lib.ZSTD_CCtx_setParameter.restype = ctypes.c_size_t
+            lib.ZSTD_CCtx_setParameter.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+            lib.ZSTD_CCtx_refPrefix.restype = ctypes.c_size_t
+            lib.ZSTD_CCtx_refPrefix.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+            lib.ZSTD_compress2.restype = ctypes.c_size_t
+            lib.ZSTD_compress2.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_char_p,
+                ctypes.c_size_t,
+            ]
+            lib.ZSTD_compressBound.restype = ctypes.c_size_t
+            lib.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+            lib.ZSTD_isError.restype = ctypes.c_uint
+            lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+            lib.ZSTD_getErrorName.restype = ctypes.c_char_p
+            lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
+        except AttributeError:  # a build without the advanced API
+            continue
+        return lib
+    return None
+
+
+def _prefix_compressor() -> _PrefixCompressor | None:
+    global _libzstd, _libzstd_loaded
+    compressor: _PrefixCompressor | None = getattr(_local, "prefix_compressor", None)
+    if compressor is not None:
+        return compressor
+    if not _libzstd_loaded:
+        _libzstd, _libzstd_loaded = _load_libzstd(), True
+    if _libzstd is None:
+        return None
+    compressor = _local.prefix_compressor = _PrefixCompressor(_libzstd)
+    return compressor
 
 
 def decompress(codec: int, stored: bytes, base: bytes | None = None) -> bytes:

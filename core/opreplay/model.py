@@ -112,6 +112,24 @@ class Operation:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileInfo:
+    """What a reconcile marked with `rec.reconcile(kind, namespace, name)` was about."""
+
+    id: int
+    kind: str
+    namespace: str
+    name: str
+    started_at: float
+
+    @property
+    def target(self) -> str:
+        """`WebApp default/web`, `Namespace ns1`, `WebApp in default`, or the kind alone."""
+        if self.name:
+            return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        return f"{self.kind} in {self.namespace}" if self.namespace else self.kind
+
+
+@dataclass(frozen=True, slots=True)
 class SessionInfo:
     """A recording session: one run of one operator process (or of one `record()` block)."""
 

@@ -165,7 +165,12 @@ def test_reconcile_frame_points_at_the_reconcile_start(debugger: Start, engine: 
     first, _ = engine.reconcile_span(seq) or (0, 0)
     debugger_.move("goto", {"targetId": seq})
     frames = debugger_.frames()
-    assert [f["name"] for f in frames][1:] == ["reconcile 2", f"session {engine.session.id} webapp-demo"]
+    info = engine.reconcile_info(seq)
+    assert info is not None and info.kind == "WebApp"  # the demo marks its reconciles with their WebApp
+    assert [f["name"] for f in frames][1:] == [
+        f"reconcile WebApp {info.namespace}/{info.name} (#2)",
+        f"session {engine.session.id} webapp-demo",
+    ]
     assert frames[1]["line"] == line_of(first)
     assert debugger_.body("stackTrace", {"threadId": 1, "startFrame": 1, "levels": 1}) == {
         "stackFrames": [frames[1]],

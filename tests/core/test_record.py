@@ -355,13 +355,22 @@ def test_reconcile_ids(api: client.ApiClient, db: Path) -> None:
             await asyncio.to_thread(v1.read_namespaced_config_map, "a", ns)
 
         asyncio.run(in_a_task())
-    _, ops, store = read_session(db)
-    store.close()
+    session, ops, store = read_session(db)
     ids = [op.reconcile for op in ops]
     assert ids[0] is None
     assert ids[1:4] == [first.id, first.id, second.id] and first.id != second.id
     assert len(set(ids[1:])) == 5 and None not in ids[1:]
     assert all(isinstance(i, int) for i in ids[1:])
+    # what each reconcile was about is kept for the debugger's reconcile frame
+    targets = {i: store.reconcile_info(session, i) for i in ids[1:]}
+    store.close()
+    assert targets[first.id] is not None and targets[first.id].target == f"ConfigMap {ns}/a"
+    assert targets[second.id] is not None and targets[second.id].target == f"ConfigMap {ns}/b"
+    assert {info.target for info in targets.values() if info is not None} == {
+        f"ConfigMap {ns}/a",
+        f"ConfigMap {ns}/b",
+        f"ConfigMap in {ns}",
+    }
 
 
 def test_a_body_over_the_limit_is_stored_with_a_marker(api: client.ApiClient, db: Path) -> None:

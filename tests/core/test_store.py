@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from opreplay.errors import SessionNotFound, StoreError
-from opreplay.model import NewOperation
+from opreplay.model import NewOperation, ReconcileInfo
 from opreplay.store import SCHEMA_VERSION, Store, bodies
 
 
@@ -128,6 +128,23 @@ def test_sessions_are_newest_first_and_found_by_id_name_and_latest(tmp_path: Pat
 def test_a_reader_never_writes(recording: Path) -> None:
     with Store.open(recording) as store, pytest.raises(StoreError, match="read-only"):
         store.create_session(name="x", started_at=1.0, command="x")
+
+
+def test_a_recording_from_before_reconciles_were_kept_still_opens(recording: Path) -> None:
+    """Files written before the reconciles table existed: read as they are, given it when appended to."""
+    with closing(sqlite3.connect(recording)) as connection:
+        connection.execute("DROP TABLE reconciles")
+        connection.commit()
+    before = recording.read_bytes()
+    with Store.open(recording) as store:
+        session = store.find_session("latest")
+        assert store.reconcile_info(session, 1) is None
+    assert recording.read_bytes() == before
+    with Store.open(recording, create=True) as store:
+        session = store.find_session("latest")
+        reconcile = ReconcileInfo(1, "WebApp", "default", "web", 1.0)
+        store.append(session, session.operations + 1, [], reconciles=[reconcile])
+        assert store.reconcile_info(session, 1) == reconcile
 
 
 def _corrupt_middle(path: Path) -> None:

@@ -32,7 +32,14 @@ from opreplay.replay.paths import PathError
 from opreplay_adapter.dap.dispatch import CantHandle, Request
 from opreplay_adapter.dap.pages import NotAPage
 from opreplay_adapter.dap.recording import Recording, SessionCore
-from opreplay_adapter.dap.text import change_text, iso_time, operation_title, outcome, session_title
+from opreplay_adapter.dap.text import (
+    change_text,
+    iso_time,
+    operation_title,
+    outcome,
+    reconcile_title,
+    session_title,
+)
 from opreplay_adapter.dap.variables import (
     Builder,
     Container,
@@ -68,7 +75,8 @@ class InspectionHandlers(SessionCore):
             frames.append(self._frame(recording, OPERATION_FRAME, operation_title(op), op.seq))
             span = engine.reconcile_span()
             if span is not None:
-                frames.append(self._frame(recording, RECONCILE_FRAME, f"reconcile {op.reconcile}", span[0]))
+                title = reconcile_title(op.reconcile, engine.reconcile_info())
+                frames.append(self._frame(recording, RECONCILE_FRAME, title, span[0]))
             frames.append(
                 self._frame(recording, SESSION_FRAME, session_title(engine.session), 1, hint="subtle")
             )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from opreplay.model import Operation, SessionInfo
+from opreplay.model import Operation, ReconcileInfo, SessionInfo
 from opreplay.replay import Change
 from opreplay.replay.context import status_text
 from opreplay.timeline import format_datetime, format_duration, verb_label
@@ -49,6 +49,11 @@ def operation_title(op: Operation) -> str:
     if op.verb not in ("watch-event", "gap"):
         title += f" ({format_duration(op.duration_us)})"
     return title
+
+
+def reconcile_title(reconcile: int | None, info: ReconcileInfo | None) -> str:
+    """The reconcile frame: `reconcile WebApp default/web (#12)`, or its number alone."""
+    return f"reconcile {info.target} (#{reconcile})" if info is not None else f"reconcile {reconcile}"
 
 
 def session_title(session: SessionInfo) -> str:

@@ -38,9 +38,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-OPEN, DATA, DONE, GAP_MARKER, FLUSH = range(5)
+OPEN, DATA, DONE, GAP_MARKER, FLUSH, RECONCILE = range(6)
 """Message kinds: (OPEN, call, ns), (DATA, call, chunk, ns), (DONE, call, chunk|None, ns, error|None),
-(GAP_MARKER, Gap), (FLUSH, threading.Event)."""
+(GAP_MARKER, Gap), (FLUSH, threading.Event), (RECONCILE, id, kind, namespace, name, wall time)."""
 
 Message = tuple[Any, ...]
 

@@ -36,7 +36,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from opreplay.model import SessionInfo
-from opreplay.record.capture import FLUSH, REGISTRY, Sink, current_reconcile
+from opreplay.record.capture import FLUSH, RECONCILE, REGISTRY, Sink, current_reconcile
 from opreplay.record.writer import Assembler, Writer
 from opreplay.store import Store
 
@@ -70,6 +70,9 @@ class Reconcile:
             raise RuntimeError("this reconcile is already in progress; make a new one with rec.reconcile()")
         self.id = next(self.recorder._reconcile_ids)
         self._token = current_reconcile.set((self.recorder, self.id))
+        sink = self.recorder._sink
+        if sink is not None:  # what it reconciles, for the debugger's reconcile frame
+            sink.put((RECONCILE, self.id, self.kind, self.namespace, self.name, time.time()))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -28,9 +28,9 @@ from typing import Any
 
 import orjson
 
-from opreplay.model import GAP, NewOperation, SessionInfo
+from opreplay.model import GAP, NewOperation, ReconcileInfo, SessionInfo
 from opreplay.record import parse, redact
-from opreplay.record.capture import DATA, DONE, FLUSH, GAP_MARKER, OPEN, Call, Message, Sink
+from opreplay.record.capture import DATA, DONE, FLUSH, GAP_MARKER, OPEN, RECONCILE, Call, Message, Sink
 from opreplay.store import Store
 
 TRUNCATED = "opreplay.truncated"
@@ -601,6 +601,7 @@ class Writer(threading.Thread):
         self._store: Store | None = None
         self._owns_store = False
         self._stopping = False
+        self._reconciles: list[ReconcileInfo] = []
 
     def run(self) -> None:
         try:
@@ -647,6 +648,8 @@ class Writer(threading.Thread):
             elif kind == FLUSH:
                 self._commit()
                 message[1].set()
+            elif kind == RECONCILE:
+                self._reconciles.append(ReconcileInfo(*message[1:]))
             else:
                 feed(message)
             if assembler.ready >= self.batch_size:
@@ -655,9 +658,10 @@ class Writer(threading.Thread):
 
     def _commit(self) -> None:
         first, ops, dropped = self.assembler.take()
-        if ops:
+        if ops or self._reconciles:
             assert self._store is not None and self.session is not None
-            self._store.append(self.session, first, ops, dropped=dropped)
+            self._store.append(self.session, first, ops, dropped=dropped, reconciles=self._reconciles)
+            self._reconciles = []
         self.sink.made_room()
 
     def _finish(self) -> None:

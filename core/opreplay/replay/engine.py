@@ -44,7 +44,7 @@ import orjson
 from opreplay.analysis import DEFAULT_THRESHOLD_MS
 from opreplay.conditions import Condition, ConditionError, Template, compile_condition, compile_template
 from opreplay.errors import OpreplayError
-from opreplay.model import WRITE_VERBS, JSONValue, ObjectKey, Operation, SessionInfo
+from opreplay.model import WRITE_VERBS, JSONValue, ObjectKey, Operation, ReconcileInfo, SessionInfo
 from opreplay.replay.breakpoints import (
     CONFLICT,
     ERROR,
@@ -541,6 +541,7 @@ class ReplayEngine:
         self._actives: dict[tuple[str, Breakpoint], _Active] = {}
         self._next_id = 1
         self._statuses: list[int] | None = None
+        self._reconcile_infos: dict[int, ReconcileInfo | None] = {}
         self._loops: _LoopIndex | None = None
         self.last_stop = Stop("entry", 1, describe_row(self._window.row(1)))
 
@@ -1483,6 +1484,17 @@ class ReplayEngine:
         The mapping breakpoint conditions see, for watches, hovers and the REPL to evaluate against.
         """
         return OperationContext(self._row(self._position if seq is None else seq), self)
+
+    def reconcile_info(self, seq: int | None = None) -> ReconcileInfo | None:
+        """What the reconcile of the operation at seq (default: the cursor) was about, when recorded."""
+        reconcile = self._row(self._position if seq is None else seq)[ROW_RECONCILE]
+        if reconcile is None:
+            return None
+        if reconcile not in self._reconcile_infos:
+            if len(self._reconcile_infos) >= 1024:
+                self._reconcile_infos.clear()
+            self._reconcile_infos[reconcile] = self.store.reconcile_info(self.session, reconcile)
+        return self._reconcile_infos[reconcile]
 
     def reconcile_span(self, seq: int | None = None) -> tuple[int, int] | None:
         """(first, last) seq of the reconcile the operation at seq (default: the cursor) belongs to.

@@ -32,7 +32,7 @@ import peewee
 import zstandard
 
 from opreplay.errors import StoreError
-from opreplay.model import ObjectKey, Operation, SessionInfo
+from opreplay.model import ObjectKey, Operation, ReconcileInfo, SessionInfo
 from opreplay.store import bodies
 
 P = ParamSpec("P")
@@ -159,6 +159,7 @@ class ReplayQueries:
     db: Any  # peewee.Database; typed loosely because peewee's methods are untyped
     label: str
     writable: bool
+    has_reconciles: bool
     models: SimpleNamespace
 
     # -- operations as rows --------------------------------------------------------------------
@@ -472,6 +473,19 @@ class ReplayQueries:
                 base_key = bytes(base) if base is not None else None
                 found[bytes(key)] = (int(form), int(codec), base_key, bytes(data))
         return found
+
+    @_guard
+    def reconcile_info(self, session: SessionInfo, reconcile: int) -> ReconcileInfo | None:
+        """What the reconcile was about, when the recorder was told (`rec.reconcile(kind, ns, name)`)."""
+        if not self.has_reconciles:
+            return None
+        param = self.db.param
+        sql = (
+            "SELECT kind, namespace, name, started_at FROM reconciles"
+            f" WHERE session = {param} AND id = {param}"
+        )
+        row = self.db.execute_sql(sql, [session.pk, reconcile]).fetchone()
+        return None if row is None else ReconcileInfo(reconcile, row[0], row[1], row[2], float(row[3]))
 
     @_guard
     def body_chain(self, key: bytes) -> dict[bytes, BodyBlob]:

@@ -27,7 +27,8 @@ SQLITE_APPLICATION_ID = 0x6F707270  # "oprp": lets `file` and sqlite tools recog
 
 
 def bind_models(database: peewee.Database) -> SimpleNamespace:
-    """Model classes bound to `database`: meta, sessions, objects, operations, bodies, checkpoints."""
+    """Model classes bound to `database`: meta, sessions, objects, operations, bodies, checkpoints,
+    reconciles."""
 
     sqlite = isinstance(database, peewee.SqliteDatabase)
 
@@ -130,6 +131,20 @@ def bind_models(database: peewee.Database) -> SimpleNamespace:
             without_rowid = sqlite
             primary_key = peewee.CompositeKey("session", "seq")
 
+    class Reconcile(Base):
+        # added after schema 1 without a version bump: readers find it missing in older files
+        session = peewee.IntegerField()
+        id = peewee.IntegerField()
+        kind = peewee.TextField()
+        namespace = peewee.TextField()
+        name = peewee.TextField()
+        started_at = peewee.DoubleField()
+
+        class Meta:
+            table_name = "reconciles"
+            without_rowid = sqlite
+            primary_key = peewee.CompositeKey("session", "id")
+
     return SimpleNamespace(
         Meta=Meta,
         Session=Session,
@@ -137,5 +152,6 @@ def bind_models(database: peewee.Database) -> SimpleNamespace:
         Operation=Operation,
         Body=Body,
         Checkpoint=Checkpoint,
-        all=[Meta, Session, Object, Operation, Body, Checkpoint],
+        Reconcile=Reconcile,
+        all=[Meta, Session, Object, Operation, Body, Checkpoint, Reconcile],
     )

@@ -26,7 +26,7 @@ import zstandard
 from playhouse.db_url import connect as connect_url
 
 from opreplay.errors import SessionNotFound, StoreError
-from opreplay.model import JSONValue, NewOperation, Operation, SessionInfo
+from opreplay.model import JSONValue, NewOperation, Operation, ReconcileInfo, SessionInfo
 from opreplay.store import bodies
 from opreplay.store.replay_queries import ReplayQueries
 from opreplay.store.schema import APPLICATION, SCHEMA_VERSION, SQLITE_APPLICATION_ID, bind_models
@@ -158,6 +158,8 @@ class Store(ReplayQueries):
         self.db = database
         self.label = label
         self.writable = writable
+        self.has_reconciles = False
+        """Whether the file has the reconciles table (older recordings do not)."""
         self.models = bind_models(database)
         self._sqlite = isinstance(database, peewee.SqliteDatabase)
         param = database.param
@@ -253,9 +255,18 @@ class Store(ReplayQueries):
             if tables or not self.writable:
                 raise StoreError(f"{self.label}: is a database, but not an opreplay recording")
             self._initialize()
+            self.has_reconciles = True
             return
         row = self._guarded_meta("schema_version")
         _check_schema_version(self.label, row)
+        self.has_reconciles = "reconciles" in tables
+        if not self.has_reconciles and self.writable:
+            self._add_reconciles_table()
+
+    @_guard
+    def _add_reconciles_table(self) -> None:
+        self.db.create_tables([self.models.Reconcile], safe=True)
+        self.has_reconciles = True
 
     @_guard
     def _guarded_meta(self, key: str) -> str | None:
@@ -374,9 +385,16 @@ class Store(ReplayQueries):
 
     @_guard
     def append(
-        self, session: SessionInfo, first_seq: int, operations: Sequence[NewOperation], *, dropped: int = 0
+        self,
+        session: SessionInfo,
+        first_seq: int,
+        operations: Sequence[NewOperation],
+        *,
+        dropped: int = 0,
+        reconciles: Sequence[ReconcileInfo] = (),
     ) -> None:
-        """Insert operations numbered from `first_seq`, in one transaction with their bodies."""
+        """Insert operations numbered from `first_seq`, in one transaction with their bodies and the
+        reconciles that started since the last batch."""
         self._require_writable()
         body_rows: list[BodyRow] = []
         op_rows: list[tuple[Any, ...]] = []
@@ -427,6 +445,20 @@ class Store(ReplayQueries):
             if body_rows:
                 cursor.executemany(self._insert_body, body_rows)
             cursor.executemany(self._insert_operation, op_rows)
+            if reconciles:
+                self.models.Reconcile.insert_many(
+                    [
+                        {
+                            "session": session.pk,
+                            "id": r.id,
+                            "kind": r.kind,
+                            "namespace": r.namespace,
+                            "name": r.name,
+                            "started_at": r.started_at,
+                        }
+                        for r in reconciles
+                    ]
+                ).on_conflict_ignore().execute()
             Session = self.models.Session
             Session.update(
                 operations=Session.operations + len(op_rows),

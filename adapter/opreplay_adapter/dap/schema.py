@@ -109,7 +109,9 @@ class ArgumentsChecker:
         with self._lock:
             validator = self._validators.get(definition)
             if validator is None:
-                root = {"$ref": f"#/definitions/{definition}", "definitions": self._definitions}
+                # the definition itself at the root (not a `$ref` to it): one reference fewer to
+                # resolve on every request; its own `$ref`s still find `definitions`
+                root = {**self._definitions[definition], "definitions": self._definitions}
                 validator = self._validators[definition] = Draft4Validator(root)
             return validator
 

@@ -27,6 +27,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check core adapter examples tests benchmarks
+	$(BIN)/ruff format --check core adapter examples tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

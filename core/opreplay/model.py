@@ -125,7 +125,9 @@ class ReconcileInfo:
     def target(self) -> str:
         """`WebApp default/web`, `Namespace ns1`, `WebApp in default`, or the kind alone."""
         if self.name:
-            return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+            return (
+                f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+            )
         return f"{self.kind} in {self.namespace}" if self.namespace else self.kind
 
 

@@ -36,6 +36,7 @@ layers: $(STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(STAMP)
+	bash scripts/postgres-setup.sh
 	$(BIN)/python -m pytest -q
 
 $(DAP_STAMP): $(DAP_E2E)/package.json $(DAP_E2E)/package-lock.json

@@ -78,7 +78,7 @@ def _guard(method: Callable[P, R]) -> Callable[P, R]:
 
 
 def _describe(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__  # drivers write several lines
     if "malformed" in text or "not a database" in text:
         return f"is corrupted ({text})"
     return text
@@ -162,6 +162,7 @@ class Store(ReplayQueries):
         """Whether the file has the reconciles table (older recordings do not)."""
         self.models = bind_models(database)
         self._sqlite = isinstance(database, peewee.SqliteDatabase)
+        self._postgres = isinstance(database, peewee.PostgresqlDatabase)
         param = database.param
         conflict = "OR IGNORE " if self._sqlite else ""
         suffix = "" if self._sqlite else " ON CONFLICT DO NOTHING"
@@ -247,10 +248,10 @@ class Store(ReplayQueries):
         try:
             self.db.connect(reuse_if_open=True)
             tables = set(self.db.get_tables())
+        except peewee.OperationalError as error:
+            raise StoreError(f"{self.label}: cannot connect ({_describe(error)})") from None
         except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
             raise StoreError(f"{self.label}: {_describe(error)}") from None
-        except peewee.OperationalError as error:
-            raise StoreError(f"{self.label}: cannot connect ({error})") from None
         if "opreplay_meta" not in tables:
             if tables or not self.writable:
                 raise StoreError(f"{self.label}: is a database, but not an opreplay recording")
@@ -265,8 +266,19 @@ class Store(ReplayQueries):
 
     @_guard
     def _add_reconciles_table(self) -> None:
-        self.db.create_tables([self.models.Reconcile], safe=True)
+        with self.db.atomic():
+            self._lock_schema()
+            self.db.create_tables([self.models.Reconcile], safe=True)
         self.has_reconciles = True
+
+    def _lock_schema(self) -> None:
+        """Serialize schema changes between processes, until the transaction ends.
+
+        SQLite's write lock does it already; PostgreSQL runs `CREATE TABLE IF NOT EXISTS` of two
+        transactions side by side, and the second fails on the catalog's unique index.
+        """
+        if self._postgres:
+            self.db.execute_sql(f"SELECT pg_advisory_xact_lock({SQLITE_APPLICATION_ID})")
 
     @_guard
     def _guarded_meta(self, key: str) -> str | None:
@@ -276,6 +288,7 @@ class Store(ReplayQueries):
     @_guard
     def _initialize(self) -> None:
         with self.db.atomic():
+            self._lock_schema()
             self.db.create_tables(self.models.all)
             self.models.Meta.insert_many(
                 [

@@ -123,12 +123,14 @@ class ReconcileInfo:
 
     @property
     def target(self) -> str:
-        """`WebApp default/web`, `Namespace ns1`, `WebApp in default`, or the kind alone."""
-        if self.name:
-            return (
-                f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
-            )
-        return f"{self.kind} in {self.namespace}" if self.namespace else self.kind
+        return object_label(self.kind, self.namespace, self.name)
+
+
+def object_label(kind: str, namespace: str, name: str) -> str:
+    """`WebApp default/web`, `Namespace ns1`, `WebApp in default`, or the kind alone."""
+    if name:
+        return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    return f"{kind} in {namespace}" if namespace else kind
 
 
 @dataclass(frozen=True, slots=True)

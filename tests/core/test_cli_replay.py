@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
+from test_replay_support import Recording
 
 from opreplay.cli import main
 from opreplay.cli import replay as cli_replay
@@ -431,3 +432,21 @@ def test_on_a_terminal_ctrl_d_quits(terminal: tuple[int, int], ops: list[Operati
     _Screen(fd).expect(f"[op 1/{len(ops)}] ".encode())
     os.write(fd, b"\x04")
     assert _exit_code(pid, fd) == 0
+
+
+def test_the_interactive_debugger_keeps_the_checkpoints_it_builds(tmp_path: Path) -> None:
+    """A jump deep into a long recording builds checkpoints once: they are stored for the next run."""
+    recording = Recording()
+    for step in range(1, 1301):
+        recording.get("configmaps", "default", f"config-{step % 7}", step)
+    database, session = recording.save(tmp_path / "long.db")
+    result = subprocess.run(
+        [sys.executable, "-m", "opreplay.cli", "replay", "latest", "-d", str(database), "-i"],
+        input="g 1300\nd\nq\n",  # the diff needs the state there
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    with Store.open(database) as store:
+        assert store.checkpoint_seqs(session) == [500, 1000]

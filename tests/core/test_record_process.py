@@ -7,49 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from kubernetes import client
-from test_record_support import cluster, db, python_env, read_session, unique  # noqa: F401
+from test_record_support import (  # noqa: F401
+    check_recorders_share_one_database,
+    cluster,
+    db,
+    python_env,
+    read_session,
+    spawn_recorder,
+    unique,
+)
 
-import opreplay
 from opreplay.cli import main
 from opreplay.demo.emulator import KubernetesEmulatorThread
-
-# A recording child: argv[4] list calls to the API at argv[1], recorded into argv[2]; then argv[3].
-CHILD = """
-import sys, time, opreplay
-from kubernetes import client
-url, database, then, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-configuration = client.Configuration(host=url)
-configuration.proxy = None
-v1 = client.CoreV1Api(client.ApiClient(configuration))
-if then == "handler":
-    import signal
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(7))
-recorder = opreplay.record(database, f"child-{then}", flush_interval=0.2, batch_size=7).start()
-for _ in range(calls):
-    v1.list_namespaced_config_map("default")
-if then == "stop":
-    recorder.stop()
-    sys.exit(0)
-print("ready", flush=True)
-time.sleep(60)
-"""
-
-
-def _spawn(cluster: KubernetesEmulatorThread, database: Path, then: str, calls: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, cluster.url, str(database), then, str(calls)],
-        env=python_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait_ready(child: subprocess.Popen[str]) -> None:
@@ -59,52 +33,15 @@ def _wait_ready(child: subprocess.Popen[str]) -> None:
 
 
 def test_concurrent_recorders_share_one_file(cluster: KubernetesEmulatorThread, db: Path) -> None:
-    calls = 30
-    children = [_spawn(cluster, db, "stop", calls) for _ in range(2)]
-    errors: list[BaseException] = []
-
-    def record_in_thread(index: int) -> None:
-        api_client = cluster.api_client()
-        try:
-            with opreplay.record(
-                db, f"thread-{index}", api_client=api_client, flush_interval=0.02, batch_size=5
-            ):
-                v1 = client.CoreV1Api(api_client)
-                for _ in range(calls):
-                    v1.list_namespaced_config_map("default")
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=record_in_thread, args=(index,)) for index in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    outputs = [child.communicate(timeout=60) for child in children]
-    assert not errors
-    assert [child.returncode for child in children] == [0, 0], outputs
-
-    with opreplay.Store.open(db) as store:
-        sessions = store.sessions()
-        assert sorted(s.name or "" for s in sessions) == [
-            "child-stop",
-            "child-stop",
-            "thread-0",
-            "thread-1",
-            "thread-2",
-            "thread-3",
-        ]
-        for session in sessions:
-            ops = store.operations(session)
-            assert [op.seq for op in ops] == list(range(1, calls + 1)), session.name
-            assert {op.verb for op in ops} == {"list"} and session.operations == calls
-            assert session.errors == 0 and session.dropped == 0 and session.ended_at is not None
+    check_recorders_share_one_database(cluster, str(db))
 
 
 def test_process_endings(cluster: KubernetesEmulatorThread, tmp_path: Path) -> None:
     """kill -9, SIGTERM (default action) and SIGTERM (the program's own handler), side by side."""
     children = {
-        case: _spawn(cluster, tmp_path / f"{case}.db", "handler" if case == "handler" else "sleep", 25)
+        case: spawn_recorder(
+            cluster, tmp_path / f"{case}.db", "handler" if case == "handler" else "sleep", 25
+        )
         for case in ("kill", "term", "handler")
     }
     try:

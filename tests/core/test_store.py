@@ -9,11 +9,13 @@ from contextlib import closing
 from pathlib import Path
 
 import orjson
+import peewee
 import pytest
 
 from opreplay.errors import SessionNotFound, StoreError
 from opreplay.model import NewOperation, ReconcileInfo
 from opreplay.store import SCHEMA_VERSION, Store, bodies
+from opreplay.store.guard import describe
 
 
 def _op(**fields: object) -> NewOperation:
@@ -213,3 +215,9 @@ def test_missing_file_is_refused_for_reading_and_created_for_writing(tmp_path: P
         Store.open(tmp_path)
     Store.open(tmp_path / "new.db", create=True).close()
     assert (tmp_path / "new.db").exists()
+
+
+def test_a_driver_error_of_several_lines_is_one_line() -> None:
+    error = peewee.OperationalError("duplicate key value\nDETAIL:  Key (typname)=(bodies) already exists.\n")
+    assert describe(error) == "duplicate key value DETAIL: Key (typname)=(bodies) already exists."
+    assert describe(sqlite3.DatabaseError("database disk image is malformed")).startswith("is corrupted")

@@ -5,39 +5,22 @@ database, and a session reads back the same as from SQLite (operations, state, b
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from kubernetes import client
 from postgres_support import PostgresServer, postgres_server
-from test_record_support import cluster, python_env  # noqa: F401
+from test_record_support import check_recorders_share_one_database, cluster  # noqa: F401
 from test_replay_support import Recording, body
 
-import opreplay
 from opreplay.analysis import analyze
 from opreplay.cli import main
 from opreplay.demo.emulator import KubernetesEmulatorThread
 from opreplay.errors import StoreError
 from opreplay.replay import ConditionBreakpoint, ErrorBreakpoint, ReplayEngine, SelectorBreakpoint
 from opreplay.store import Store
-
-CHILD = """
-import sys, opreplay
-from kubernetes import client
-url, database, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
-configuration = client.Configuration(host=url)
-configuration.proxy = None
-v1 = client.CoreV1Api(client.ApiClient(configuration))
-with opreplay.record(database, "child", flush_interval=0.05, batch_size=7):
-    for _ in range(calls):
-        v1.list_namespaced_config_map("default")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -49,53 +32,7 @@ def server() -> Iterator[PostgresServer]:
 def test_recorders_in_processes_and_threads_share_one_postgres_database(
     server: PostgresServer, cluster: KubernetesEmulatorThread
 ) -> None:
-    url, calls = server.new_database(), 25
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, cluster.url, url, str(calls)],
-            env=python_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    errors: list[BaseException] = []
-
-    def record_in_thread(index: int) -> None:
-        api_client = cluster.api_client()
-        try:
-            with opreplay.record(
-                url, f"thread-{index}", api_client=api_client, flush_interval=0.02, batch_size=5
-            ):
-                v1 = client.CoreV1Api(api_client)
-                for _ in range(calls):
-                    v1.list_namespaced_config_map("default")
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=record_in_thread, args=(index,)) for index in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    outputs = [child.communicate(timeout=60) for child in children]
-    assert not errors
-    assert [child.returncode for child in children] == [0, 0], outputs
-    with Store.open(url) as store:
-        sessions = store.sessions()
-        assert sorted(s.name or "" for s in sessions) == [
-            "child",
-            "child",
-            "thread-0",
-            "thread-1",
-            "thread-2",
-        ]
-        for session in sessions:
-            ops = store.operations(session)
-            assert [op.seq for op in ops] == list(range(1, calls + 1)), session.name
-            assert session.operations == calls and session.errors == 0 and session.ended_at is not None
-            assert store.body(ops[-1].response_digest)["kind"] == "ConfigMapList"  # type: ignore[index]
+    check_recorders_share_one_database(cluster, server.new_database(), calls=25)
 
 
 def _session(seed: int) -> Recording:

@@ -15,11 +15,9 @@ most) to name the field two writers fight over.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opreplay.analysis import histogram as H
@@ -46,6 +44,7 @@ from opreplay.analysis.results import (
     Statistics,
     WatchRestart,
 )
+from opreplay.collector import gc_paused
 from opreplay.model import GAP, WRITE_VERBS, SessionInfo
 from opreplay.progress import ProgressCallback
 
@@ -100,26 +99,13 @@ def analyze(
         storm_window_seconds=storm_window_seconds,
         top=top,
     )
-    with _gc_paused():
+    with gc_paused():
         scan.run(R.row_batches(store, session, progress=progress))
     analysis = scan.finish(session)
     if decode_candidates and (analysis.loops.hot or analysis.loops.ping_pong):
         loops = add_field_fights(analysis.loops, scan.loops, store, session)
         analysis = Analysis(loops, analysis.slow, analysis.errors, analysis.access, analysis.stats)
     return analysis
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection during the pass: rows are tuples that never form cycles, and
-    collecting each batch's thousands of fresh containers costs about a tenth of the pass."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _ms(us: float) -> float:

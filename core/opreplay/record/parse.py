@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode
 
+import orjson
+
 # urllib3 puts `fields` into the URL (instead of the body) for these methods.
 _FIELDS_IN_URL = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
@@ -380,6 +382,18 @@ def _split_items(
         else:
             search = cut + 1  # a nested object that looks like an item: not a boundary
     return items
+
+
+INVALID: Any = object()
+"""What `loads` gives for bytes that are not JSON."""
+
+
+def loads(data: bytes) -> Any:
+    """The decoded JSON, or `INVALID` (a body the recorder keeps as it is: not JSON is no error)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return INVALID
 
 
 def peek_parsed(document: Any) -> Peek:

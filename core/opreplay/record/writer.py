@@ -266,7 +266,7 @@ class Assembler:
                 self._stream_data(stream, call, data + b"\n", end_ns)
             return
         if data and status >= 400:
-            document = _loads(data)
+            document = parse.loads(data)
             status_reason, status_message, detail_name = parse.status_fields(document)
             reason = status_reason or call.reason or reason
             message = status_message or message
@@ -377,7 +377,7 @@ class Assembler:
         if match is not None and line.endswith(b"}"):
             event, raw = match[1].decode(), line[match.end() : -1].rstrip()
         else:
-            document = _loads(line)
+            document = parse.loads(line)
             if isinstance(document, dict) and isinstance(document.get("type"), str):
                 event, raw = document["type"], orjson.dumps(document.get("object"))
             else:
@@ -385,7 +385,7 @@ class Assembler:
         status, reason, message = call.status, None, None
         namespace, name, version, kind = target.namespace, target.name, None, self._kind(target)
         if event == "ERROR":
-            document = _loads(raw)
+            document = parse.loads(raw)
             reason, message, _ = parse.status_fields(document)
             code = document.get("code") if isinstance(document, dict) else None
             status = code if isinstance(code, int) else 0
@@ -461,7 +461,7 @@ class Assembler:
         return kind
 
     def _learn_discovery(self, raw: bytes) -> None:
-        document = _loads(raw)
+        document = parse.loads(raw)
         group_version = document.get("groupVersion") if isinstance(document, dict) else None
         resources = document.get("resources") if isinstance(document, dict) else None
         if not isinstance(group_version, str) or not isinstance(resources, list):
@@ -483,12 +483,12 @@ class Assembler:
             return None
         if secret or (self.redact and _SECRET_MARK in data):
             return self._body(data, secret=secret, listing=False).stored
-        if data[:1] not in (b"{", b"[") and _loads(data) is _INVALID:
+        if data[:1] not in (b"{", b"[") and parse.loads(data) is parse.INVALID:
             data = orjson.dumps(data.decode("utf-8", "replace"))
         return self._limit(data)
 
     def _requested_name(self, request: bytes) -> str:
-        return parse.peek_parsed(_loads(request)).name
+        return parse.peek_parsed(parse.loads(request)).name
 
     def _body(self, raw: bytes, *, secret: bool, listing: bool) -> _Body:
         cache = self._secret if secret else self._plain
@@ -509,8 +509,8 @@ class Assembler:
             if peek is not None and not self._may_hold_secret(raw, peek.kind):
                 # Without the encoder's trailing newline: the same bytes as in a watch event or a list.
                 return _Body(self._limit(raw.rstrip()), None, peek)
-        document = _loads(raw)
-        if document is _INVALID:
+        document = parse.loads(raw)
+        if document is parse.INVALID:
             return _Body(self._limit(orjson.dumps(raw.decode("utf-8", "replace"))), None, None)
         if secret:
             changed = _redact_secret_document(document)
@@ -538,16 +538,6 @@ class Assembler:
             return data
         prefix = data[:_PREFIX_BYTES].decode("utf-8", "ignore")
         return orjson.dumps({TRUNCATED: True, "size": len(data), "prefix": prefix})
-
-
-_INVALID: Any = object()
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return _INVALID
 
 
 def _as_objects(listing: dict[str, Any]) -> list[Any]:

@@ -225,7 +225,7 @@ def _request(method: str, url: str, body: Any, thread: str) -> _Request:
     data = _body_bytes(body)
     name: str | None = target.name
     if verb == "create" and not name:
-        requested = parse.peek_parsed(_loads(data)).name if data else ""
+        requested = parse.peek_parsed(parse.loads(data)).name if data else ""
         name = requested or None
     return _Request(
         method, url, verb, target.api_version, target.resource, target.namespace, name,
@@ -241,16 +241,6 @@ def _body_bytes(body: Any) -> bytes | None:
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body) or None
     return None  # a file or an iterator: not recorded either
-
-
-_INVALID: Any = object()
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return _INVALID
 
 
 def _identity_difference(request: _Request, op: Operation) -> str | None:
@@ -288,8 +278,8 @@ def _where(namespace: str, name: str | None, subresource: str | None) -> str:
 def _summary(body: bytes | None) -> str:
     if not body:
         return ""
-    document = _loads(body)
-    text = body.decode("utf-8", "replace") if document is _INVALID else orjson.dumps(document).decode()
+    document = parse.loads(body)
+    text = body.decode("utf-8", "replace") if document is parse.INVALID else orjson.dumps(document).decode()
     return text if len(text) <= _BODY_SUMMARY else text[: _BODY_SUMMARY - 3] + "..."
 
 
@@ -322,11 +312,11 @@ class _Comparator:
             return f"body: {_summary(recorded)} recorded, none now"
         if recorded == actual:
             return None
-        expected = _loads(recorded)
+        expected = parse.loads(recorded)
         if isinstance(expected, dict) and expected.get(TRUNCATED) is True:
             return self._truncated(expected, actual)
-        document = _loads(actual)
-        if document is _INVALID:
+        document = parse.loads(actual)
+        if document is parse.INVALID:
             document = actual.decode("utf-8", "replace")  # the recorder keeps a non-JSON body as a string
         difference = self._walk((), expected, document)
         if difference is not None and (secret or _SECRET_MARK in actual) and _REDACTED_MARK in recorded:
@@ -849,12 +839,12 @@ class _Replay:
                     data = self._typed_list(data, head, items)
         headers["Content-Type"] = "application/json"
         if data.startswith(b'"'):  # the recorder keeps a body that was not JSON (a log) as a JSON string
-            text = _loads(data)
+            text = parse.loads(data)
             if isinstance(text, str):
                 headers["Content-Type"] = "text/plain; charset=utf-8"
                 return text.encode()
         elif op.status >= 400 and b"retryAfterSeconds" in data:
-            document = _loads(data)
+            document = parse.loads(data)
             details = document.get("details") if isinstance(document, dict) else None
             retry = details.get("retryAfterSeconds") if isinstance(details, dict) else None
             if isinstance(retry, int):
@@ -865,7 +855,7 @@ class _Replay:
         data = self.store.body_bytes(digest)
         if _TRUNCATED_MARK in data:
             start = data.index(_TRUNCATED_MARK)
-            marker = _loads(data[start : data.index(b"}", start) + 1])
+            marker = parse.loads(data[start : data.index(b"}", start) + 1])
             size = marker.get("size") if isinstance(marker, dict) else None
             raise RecordingIncompleteError(
                 f"{self.store.label}: seq {seq}: the recording holds only the first bytes of this"

@@ -35,16 +35,24 @@ import gc
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import orjson
 
 from opreplay.analysis import DEFAULT_THRESHOLD_MS
+from opreplay.collector import gc_paused
 from opreplay.conditions import Condition, ConditionError, Template, compile_condition, compile_template
 from opreplay.errors import OpreplayError
-from opreplay.model import WRITE_VERBS, JSONValue, ObjectKey, Operation, ReconcileInfo, SessionInfo
+from opreplay.model import (
+    WRITE_VERBS,
+    JSONValue,
+    ObjectKey,
+    Operation,
+    ReconcileInfo,
+    SessionInfo,
+    object_label,
+)
 from opreplay.replay.breakpoints import (
     CONFLICT,
     ERROR,
@@ -164,29 +172,11 @@ def _freeze_heap() -> None:
         gc.freeze()
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a run scans: the rows, digests and decoded bodies it
-    makes by the hundred thousand form no cycles, and collecting them costs a third of the scan
-    (as in `analysis.scan`)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 # -- descriptions ----------------------------------------------------------------------------------
 
 
 def _target(row: Row) -> str:
-    what = row[ROW_KIND] or row[ROW_RESOURCE]
-    namespace, name = row[ROW_NAMESPACE], row[ROW_NAME]
-    if name:
-        return f"{what} {namespace}/{name}" if namespace else f"{what} {name}"
-    return f"{what} in {namespace}" if namespace else str(what)
+    return object_label(str(row[ROW_KIND] or row[ROW_RESOURCE]), row[ROW_NAMESPACE], row[ROW_NAME])
 
 
 def describe_row(row: Row) -> str:
@@ -812,7 +802,7 @@ class ReplayEngine:
         short-lived containers, and collecting them once afterwards instead of every 700
         allocations on the way keeps the older generations' collections, the slow ones, rarer.
         """
-        with _gc_paused():
+        with gc_paused():
             return self._move_state(target)
 
     def _move_state(self, target: int) -> StateMap:
@@ -1108,7 +1098,7 @@ class ReplayEngine:
             return self._moved("end", self.total)
         if not actives:
             return self._moved("start", 1, backwards=True) if reverse else self._moved("end", self.total)
-        with _gc_paused():
+        with gc_paused():
             if any(a.filters is None for a in actives):
                 return self._scan(actives, reverse, progress, cancel)
             return self._candidates(actives, reverse, progress, cancel)

@@ -231,36 +231,28 @@ class Folder:
         """What an operation on one object does to it (None: nothing, or a collection operation)."""
         if row[ROW_SUBRESOURCE] not in OBJECT_SUBRESOURCES:
             return None
-        verb = row[ROW_VERB]
-        status = row[ROW_STATUS]
-        response = row[ROW_RESPONSE]
+        verb, status, response, name = row[ROW_VERB], row[ROW_STATUS], row[ROW_RESPONSE], row[ROW_NAME]
         if verb == "watch-event":
             event = row[ROW_EVENT]
             if response is None or event not in ("ADDED", "MODIFIED", "DELETED"):
                 return None
-            key = self.primary_key(row)
-            if key is None:
+            digest = None if event == "DELETED" else response
+        elif 200 <= status < 300 and (verb == "get" or verb in _SINGLE_WRITES):
+            if response is None or (verb == "get" and not name):
                 return None
-            if row[ROW_NAME]:
-                self._names.put(response, (key[2], key[3]))
-            return (key, None if event == "DELETED" else response)
-        if 200 <= status < 300:
-            if verb == "get" or verb in _SINGLE_WRITES:
-                if response is None or (verb == "get" and not row[ROW_NAME]):
-                    return None
-                key = self.primary_key(row)
-                if key is None:
-                    return None
-                if row[ROW_NAME]:
-                    # the same version often comes back later as a LIST item: no need to read it then
-                    self._names.put(response, (key[2], key[3]))
-                return (key, response)
-            if verb == "delete":
-                return ((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], row[ROW_NAME]), None)
+            digest = response
+        elif (200 <= status < 300 and verb == "delete") or (
+            status == 404 and verb in _NOT_FOUND_REMOVES and name
+        ):
+            return ((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], name), None)
+        else:
             return None
-        if status == 404 and verb in _NOT_FOUND_REMOVES and row[ROW_NAME]:
-            return ((row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE], row[ROW_NAME]), None)
-        return None
+        key = self.primary_key(row)
+        if key is None:
+            return None
+        if name:  # the same version often comes back later as a LIST item: no need to read it then
+            self._names.put(response, (key[2], key[3]))
+        return (key, digest)
 
     def _list_effects(self, row: Row, *, remove: bool) -> list[Effect]:
         response = row[ROW_RESPONSE]

@@ -18,15 +18,14 @@ This is a mixin of `Store` (see store.py) so that the two files can evolve indep
 from __future__ import annotations
 
 import fnmatch
-import functools
 import heapq
 import sqlite3
 import threading
 from collections import ChainMap, OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 import peewee
 import zstandard
@@ -34,9 +33,7 @@ import zstandard
 from opreplay.errors import StoreError
 from opreplay.model import ObjectKey, Operation, ReconcileInfo, SessionInfo
 from opreplay.store import bodies
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from opreplay.store.guard import guard
 
 BodyBlob = tuple[int, int, "bytes | None", bytes]
 """A body as stored: (format, codec, digest of its delta base or None, data)."""
@@ -128,18 +125,6 @@ def operation_from_row(row: Sequence[Any]) -> Operation:
     )
 
 
-def _guard(method: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
-            label = getattr(args[0], "label", "database")
-            raise StoreError(f"{label}: {str(error).strip() or type(error).__name__}") from None
-
-    return wrapper
-
-
 def _digests_as_bytes(row: Row) -> Row:
     request, response = row[ROW_REQUEST], row[ROW_RESPONSE]
     if (request is None or type(request) is bytes) and (response is None or type(response) is bytes):
@@ -189,7 +174,7 @@ class ReplayQueries:
             return rows  # sqlite3 returns BLOBs as bytes
         return [_digests_as_bytes(row) for row in rows]
 
-    @_guard
+    @guard
     def limit_read_memory(self, *, cache_mib: int = 32, mmap_mib: int = 0) -> None:
         """SQLite: cap the page cache and the memory map of this connection.
 
@@ -202,7 +187,7 @@ class ReplayQueries:
             db.execute_sql(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")
             db.execute_sql(f"PRAGMA mmap_size = {1024 * 1024 * int(mmap_mib)}")
 
-    @_guard
+    @guard
     def last_seq(self, session: SessionInfo) -> int:
         """The highest seq of a session (0 when it has none): one index probe."""
         param = self.db.param
@@ -211,7 +196,7 @@ class ReplayQueries:
         ).fetchone()
         return int(row[0] or 0)
 
-    @_guard
+    @guard
     def operation_rows(self, session: SessionInfo, start: int, stop: int) -> list[Row]:
         """Rows (see `Row`) with start <= seq < stop, in seq order."""
         param = self.db.param
@@ -222,7 +207,7 @@ class ReplayQueries:
         )
         return self._rows(cursor.fetchall())
 
-    @_guard
+    @guard
     def find_operation_rows(
         self,
         session: SessionInfo,
@@ -299,7 +284,7 @@ class ReplayQueries:
         merged = heapq.merge(*streams, key=lambda row: row[ROW_SEQ], reverse=reverse)
         return [row for _, row in zip(range(limit), merged, strict=False)]
 
-    @_guard
+    @guard
     def operation_objects(
         self, session: SessionInfo, start: int, stop: int, *, verbs: Collection[str] | None = None
     ) -> list[tuple[int, int]]:
@@ -345,35 +330,31 @@ class ReplayQueries:
         self._replay_seq_indexes = found
         return found
 
-    @_guard
     def distinct_statuses(self, session: SessionInfo) -> list[int]:
-        """The HTTP statuses that occur in a session: one index probe per distinct value."""
-        param = self.db.param
-        sql = (
-            "WITH RECURSIVE s(x) AS ("
-            f" SELECT MIN(status) FROM operations WHERE session = {param}"
-            f" UNION ALL SELECT (SELECT MIN(status) FROM operations WHERE session = {param} AND status > s.x)"
-            " FROM s WHERE s.x IS NOT NULL)"
-            " SELECT x FROM s WHERE x IS NOT NULL"
-        )
-        return [int(row[0]) for row in self.db.execute_sql(sql, (session.pk, session.pk)).fetchall()]
+        """The HTTP statuses that occur in a session."""
+        return [int(value) for value in self._distinct(session, "status")]
 
-    @_guard
     def distinct_verbs(self, session: SessionInfo) -> list[str]:
-        """The verbs that occur in a session: one index probe per distinct value."""
+        """The verbs that occur in a session."""
+        return [str(value) for value in self._distinct(session, "verb")]
+
+    @guard
+    def _distinct(self, session: SessionInfo, column: str) -> list[Any]:
+        """The values of an indexed (session, column, seq) column in a session: one index probe each."""
         param = self.db.param
         sql = (
             "WITH RECURSIVE s(x) AS ("
-            f" SELECT MIN(verb) FROM operations WHERE session = {param}"
-            f" UNION ALL SELECT (SELECT MIN(verb) FROM operations WHERE session = {param} AND verb > s.x)"
+            f" SELECT MIN({column}) FROM operations WHERE session = {param}"
+            f" UNION ALL SELECT (SELECT MIN({column}) FROM operations"
+            f" WHERE session = {param} AND {column} > s.x)"
             " FROM s WHERE s.x IS NOT NULL)"
             " SELECT x FROM s WHERE x IS NOT NULL"
         )
-        return [str(row[0]) for row in self.db.execute_sql(sql, (session.pk, session.pk)).fetchall()]
+        return [row[0] for row in self.db.execute_sql(sql, (session.pk, session.pk)).fetchall()]
 
     # -- objects -------------------------------------------------------------------------------
 
-    @_guard
+    @guard
     def object_rows(self, limit: int | None = None) -> list[tuple[int, str, str, str, str, str]] | None:
         """(id, api_version, resource, kind, namespace, name) of every interned object, by id.
 
@@ -392,7 +373,7 @@ class ReplayQueries:
             return None
         return found
 
-    @_guard
+    @guard
     def find_objects(
         self, kind: str = "*", namespace: str = "*", name: str = "*"
     ) -> list[tuple[int, ObjectKey, str]]:
@@ -422,7 +403,7 @@ class ReplayQueries:
                 found.append((int(object_id), ObjectKey(api_version, resource, ns, nm), knd))
         return found
 
-    @_guard
+    @guard
     def object_ids(self, keys: Iterable[ObjectKey]) -> dict[ObjectKey, int]:
         """The interned ids of the keys that some operation touched (absent keys are left out)."""
         param = self.db.param
@@ -440,7 +421,7 @@ class ReplayQueries:
 
     # -- bodies --------------------------------------------------------------------------------
 
-    @_guard
+    @guard
     def list_item_digests(self, key: bytes) -> list[bytes] | None:
         """The item digests of a LIST body, without decoding the items; None for a plain document."""
         form, stored = self._stored(key)
@@ -448,7 +429,7 @@ class ReplayQueries:
             return None
         return bodies.unpack_list(stored)[1]
 
-    @_guard
+    @guard
     def body_documents(self, keys: Collection[bytes]) -> dict[bytes, bytes]:
         """JSON bytes of several bodies, read in a few queries (LIST bodies reassembled).
 
@@ -457,7 +438,7 @@ class ReplayQueries:
         blobs = self.body_blobs(keys)
         return {key: self.decode_body_blob(key, blob) for key, blob in blobs.items()}
 
-    @_guard
+    @guard
     def body_blobs(self, keys: Collection[bytes]) -> dict[bytes, BodyBlob]:
         """Several bodies as stored, undecoded, in a few queries: for a reader that prefetches many
         bodies and decodes (`decode_body_blob`) only those it ends up using. Digests the store does
@@ -474,7 +455,7 @@ class ReplayQueries:
                 found[bytes(key)] = (int(form), int(codec), base_key, bytes(data))
         return found
 
-    @_guard
+    @guard
     def reconcile_info(self, session: SessionInfo, reconcile: int) -> ReconcileInfo | None:
         """What the reconcile was about, when the recorder was told (`rec.reconcile(kind, ns, name)`)."""
         if not self.has_reconciles:
@@ -487,7 +468,7 @@ class ReplayQueries:
         row = self.db.execute_sql(sql, [session.pk, reconcile]).fetchone()
         return None if row is None else ReconcileInfo(reconcile, row[0], row[1], row[2], float(row[3]))
 
-    @_guard
+    @guard
     def body_chain(self, key: bytes) -> dict[bytes, BodyBlob]:
         """A body and the delta bases under it, as stored, in one query (see `decode_body_blob`)."""
         param = self.db.param
@@ -508,7 +489,7 @@ class ReplayQueries:
             )
         return found
 
-    @_guard
+    @guard
     def decode_body_blob(
         self, key: bytes, blob: BodyBlob, others: Mapping[bytes, BodyBlob] | None = None, _depth: int = 0
     ) -> bytes:
@@ -562,7 +543,7 @@ class ReplayQueries:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    @_guard
+    @guard
     def checkpoint_seqs(self, session: SessionInfo) -> list[int]:
         """The seqs at which the session has a stored checkpoint, ascending."""
         param = self.db.param
@@ -571,7 +552,7 @@ class ReplayQueries:
         )
         return [int(row[0]) for row in cursor.fetchall()]
 
-    @_guard
+    @guard
     def read_checkpoints(self, session: SessionInfo, start: int, stop: int) -> list[tuple[int, bytes]]:
         """(seq, data) of the checkpoints with start <= seq <= stop, ascending."""
         param = self.db.param
@@ -582,7 +563,7 @@ class ReplayQueries:
         )
         return [(int(seq), bytes(data)) for seq, data in cursor.fetchall()]
 
-    @_guard
+    @guard
     def write_checkpoints(self, session: SessionInfo, records: Sequence[tuple[int, bytes]]) -> None:
         """Store (seq, data) checkpoints, replacing any at the same seqs, in one transaction.
 
@@ -619,7 +600,7 @@ class ReplayQueries:
         finally:
             connection.close()
 
-    @_guard
+    @guard
     def delete_checkpoints(self, session: SessionInfo) -> None:
         """Drop every checkpoint of a session (to rebuild them); needs a writable store."""
         if not self.writable:

@@ -9,7 +9,6 @@ about ten times slower than that on the recorder's hot path.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import random
@@ -17,9 +16,9 @@ import socket
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import peewee
 import zstandard
@@ -28,11 +27,9 @@ from playhouse.db_url import connect as connect_url
 from opreplay.errors import SessionNotFound, StoreError
 from opreplay.model import JSONValue, NewOperation, Operation, ReconcileInfo, SessionInfo
 from opreplay.store import bodies
+from opreplay.store.guard import describe, guard
 from opreplay.store.replay_queries import ReplayQueries
 from opreplay.store.schema import APPLICATION, SCHEMA_VERSION, SQLITE_APPLICATION_ID, bind_models
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_PRAGMAS = {
@@ -60,28 +57,6 @@ OPERATION_COLUMNS = (
     " o.subresource, o.status, o.reason, o.message, o.resource_version, o.reconcile, o.watch, o.event,"
     " o.request, o.response"
 )
-
-
-def _guard(method: Callable[P, R]) -> Callable[P, R]:
-    """Database errors leave the store as one-line `StoreError`s that name the database."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
-            store = args[0]
-            assert isinstance(store, Store)
-            raise StoreError(f"{store.label}: {_describe(error)}") from None
-
-    return wrapper
-
-
-def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__  # drivers write several lines
-    if "malformed" in text or "not a database" in text:
-        return f"is corrupted ({text})"
-    return text
 
 
 def _check_sqlite_file(path: Path, *, create: bool) -> bool:
@@ -131,7 +106,7 @@ def _check_sqlite_contents(path: Path, *, create: bool) -> None:
             return
         row = connection.execute("SELECT value FROM opreplay_meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path}: {_describe(error)}") from None
+        raise StoreError(f"{path}: {describe(error)}") from None
     finally:
         connection.close()
     _check_schema_version(str(path), row[0] if row else None)
@@ -249,9 +224,9 @@ class Store(ReplayQueries):
             self.db.connect(reuse_if_open=True)
             tables = set(self.db.get_tables())
         except peewee.OperationalError as error:
-            raise StoreError(f"{self.label}: cannot connect ({_describe(error)})") from None
+            raise StoreError(f"{self.label}: cannot connect ({describe(error)})") from None
         except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
-            raise StoreError(f"{self.label}: {_describe(error)}") from None
+            raise StoreError(f"{self.label}: {describe(error)}") from None
         if "opreplay_meta" not in tables:
             if tables or not self.writable:
                 raise StoreError(f"{self.label}: is a database, but not an opreplay recording")
@@ -264,7 +239,7 @@ class Store(ReplayQueries):
         if not self.has_reconciles and self.writable:
             self._add_reconciles_table()
 
-    @_guard
+    @guard
     def _add_reconciles_table(self) -> None:
         with self.db.atomic():
             self._lock_schema()
@@ -280,12 +255,12 @@ class Store(ReplayQueries):
         if self._postgres:
             self.db.execute_sql(f"SELECT pg_advisory_xact_lock({SQLITE_APPLICATION_ID})")
 
-    @_guard
+    @guard
     def _guarded_meta(self, key: str) -> str | None:
         row = self.models.Meta.get_or_none(self.models.Meta.key == key)
         return None if row is None else str(row.value)
 
-    @_guard
+    @guard
     def _initialize(self) -> None:
         with self.db.atomic():
             self._lock_schema()
@@ -314,7 +289,7 @@ class Store(ReplayQueries):
 
     # -- sessions ------------------------------------------------------------------------------
 
-    @_guard
+    @guard
     def create_session(
         self,
         *,
@@ -345,21 +320,21 @@ class Store(ReplayQueries):
                 continue
         raise StoreError(f"{self.label}: could not allocate a unique session id")
 
-    @_guard
+    @guard
     def end_session(self, session: SessionInfo, ended_at: float) -> None:
         self._require_writable()
         Session = self.models.Session
         with self._write_lock, self.db.atomic():
             Session.update(ended_at=ended_at).where(Session.pk == session.pk).execute()
 
-    @_guard
+    @guard
     def sessions(self) -> list[SessionInfo]:
         """Every session, newest first."""
         Session = self.models.Session
         query = Session.select().order_by(Session.started_at.desc(), Session.pk.desc())
         return [self._session_info(row) for row in query]
 
-    @_guard
+    @guard
     def find_session(self, ref: str) -> SessionInfo:
         """A session by id, by name (the newest of that name), or `latest`."""
         Session = self.models.Session
@@ -396,7 +371,7 @@ class Store(ReplayQueries):
 
     # -- writing -------------------------------------------------------------------------------
 
-    @_guard
+    @guard
     def append(
         self,
         session: SessionInfo,
@@ -561,7 +536,7 @@ class Store(ReplayQueries):
 
     # -- reading -------------------------------------------------------------------------------
 
-    @_guard
+    @guard
     def operations(self, session: SessionInfo, start: int = 1, stop: int | None = None) -> list[Operation]:
         """Operations with start <= seq < stop, in order."""
         param = self.db.param
@@ -576,7 +551,7 @@ class Store(ReplayQueries):
         sql += " ORDER BY o.seq"
         return [_operation(row) for row in self.db.execute_sql(sql, args)]
 
-    @_guard
+    @guard
     def iter_operations(self, session: SessionInfo, *, batch: int = 5000) -> Iterator[Operation]:
         """Every operation of a session in order, read in batches: memory does not grow with length."""
         start = 1
@@ -587,7 +562,7 @@ class Store(ReplayQueries):
             yield from chunk
             start = chunk[-1].seq + 1
 
-    @_guard
+    @guard
     def body_bytes(self, key: bytes) -> bytes:
         """The JSON bytes of a body, a LIST reassembled from its items."""
         form, stored = self._stored(key)
@@ -625,7 +600,7 @@ class Store(ReplayQueries):
     def body(self, key: bytes) -> JSONValue:
         return bodies.loads(self.body_bytes(key))
 
-    @_guard
+    @guard
     def summary(self, session: SessionInfo) -> dict[str, Any]:
         """Counts by verb, kind and status, errors, time span: what `opreplay info` shows."""
         param = self.db.param

@@ -17,28 +17,34 @@ traceback goes to the log file (never to stderr), and the adapter carries on. Th
 `body.error.id` tells the kinds apart (`ErrorKind`).
 
 Threads. Scans to the next breakpoint can take seconds, and meanwhile the client must still be
-able to `cancel`, `pause` or `disconnect`. So a reader thread only reads and routes, and one worker
-(the thread that calls `serve`) executes requests one at a time, in arrival order, which keeps
-handler state single-threaded and responses ordered. Handlers marked `immediate` (`cancel`,
-`pause`) run on the reader thread at once and must only touch thread-safe state (tokens). Every
-request gets a `CancellationToken` on arrival; `cancel` fires it by request id or by the id of a
-progress the request reported, and a queued request whose token fired is answered `cancelled`
-without running. Handlers marked `scan` (continue, reverseContinue: anything that may run long)
-are stopped by `pause` and cancelled, running or queued, when a request marked `preempts`
-(`disconnect`, `terminate`) arrives or the input ends: a scan never delays the end of a session,
-while quick requests already queued are still answered normally. A scan may also answer first
-and run in a `then` action (as `continue` must, so that the client shows the thread running and
-offers pause): its token stays live, and `pause`, preempting requests and a `cancel` by the id of
-its progress still reach it.
+able to `cancel`, `pause` or `disconnect`; yet a step is five quick round trips (`next`, then
+`threads`, `stackTrace`, `scopes`, `variables`), and handing each request from a reader thread to
+a worker costs a thread wake-up, which on a virtual machine is a good part of the step. So one
+worker (the thread that calls `serve`) executes every request, one at a time, in arrival order,
+which keeps handler state single-threaded and responses ordered, and it reads the input itself
+while it is idle. Handlers marked `quick` (bounded work: a step, a stack, a variables page) run
+right after being read. Before anything else runs, the worker starts a watcher thread that takes
+over the input for as long as the request runs: it queues what arrives and answers the `immediate`
+handlers (`cancel`, `pause`) at once, which must only touch thread-safe state (tokens). Only one
+thread reads at a time: the watcher hands the input back once it has read a message while the
+worker is idle. Every request gets a `CancellationToken` on arrival; `cancel` fires it by request
+id or by the id of a progress the request reported, and a queued request whose token fired is
+answered `cancelled` without running. Handlers marked `scan` (continue, reverseContinue: anything
+that may run long) are stopped by `pause` and cancelled, running or queued, when a request marked
+`preempts` (`disconnect`, `terminate`) arrives or the input ends: a scan never delays the end of a
+session, while quick requests already queued are still answered normally. A scan may also answer
+first and run in a `then` action (as `continue` must, so that the client shows the thread running
+and offers pause): its token stays live, and `pause`, preempting requests and a `cancel` by the id
+of its progress still reach it.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -160,22 +166,26 @@ class HandlerSpec:
     command: str
     function: Handler
     immediate: bool = False
+    quick: bool = False
     scan: bool = False
     preempts: bool = False
 
 
 def handler_options(
-    *, immediate: bool = False, scan: bool = False, preempts: bool = False
+    *, immediate: bool = False, quick: bool = False, scan: bool = False, preempts: bool = False
 ) -> Callable[[H], H]:
     """How a `<command>_request` method is run.
 
-    immediate: on the reader thread, at once (cancel, pause).
+    immediate: on the thread that read it, at once, even while another request runs (cancel, pause).
+    quick: bounded work (a step, a stack, a page of variables); no input is read while it runs, so
+        nothing can cancel it, and no thread hand-off delays it.
     scan: may run long (continue, reverseContinue); `pause` fires its token with reason `pause`.
     preempts: cancel the scans queued or running before it (disconnect, terminate).
     """
 
     def mark(function: H) -> H:
-        setattr(function, _OPTIONS, {"immediate": immediate, "scan": scan, "preempts": preempts})
+        options = {"immediate": immediate, "quick": quick, "scan": scan, "preempts": preempts}
+        setattr(function, _OPTIONS, options)
         return function
 
     return mark
@@ -212,6 +222,8 @@ class Dispatcher:
     """Serves one connection: `Dispatcher(writer, log=...).serve(reader)` until it ends."""
 
     handlers: ClassVar[dict[str, HandlerSpec]] = {}
+    input_poll_seconds: ClassVar[float] = 0.002
+    """How long the idle worker polls its input before blocking on it (see `protocol`)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -233,12 +245,16 @@ class Dispatcher:
         self._writer = writer
         self._log = log
         self._checker = checker or ArgumentsChecker.default()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: deque[_Job] = deque()
+        self._watching = False  # a watcher thread owns the input
+        self._busy = False  # the worker runs a request that is not quick
         self._pending: dict[int, _Job] = {}
         self._progress: dict[str, CancellationToken] = {}
         self._progress_ids = itertools.count(1)
         self._running: _Job | None = None
+        self._watchers: list[threading.Thread] = []
         self._session_end: Ending | None = None
         self._input_end: Ending | None = None
         self._finished = threading.Event()
@@ -282,7 +298,7 @@ class Dispatcher:
 
     @handler_options(immediate=True)
     def cancel_request(self, request: Request) -> None:
-        """`cancel` runs on the reader thread, so it takes effect while the worker is busy."""
+        """`cancel` runs on the thread that read it, so it takes effect while the worker is busy."""
         self.cancel(
             request_id=request.arguments.get("requestId"), progress_id=request.arguments.get("progressId")
         )
@@ -290,21 +306,21 @@ class Dispatcher:
     # -- running --------------------------------------------------------------------------------
 
     def serve(self, reader: MessageReader, *, unblock: Callable[[], None] | None = None) -> Ending:
-        """Read on a daemon thread, execute on this one; return when the connection ends.
+        """Read and execute on this thread (with watcher threads while requests run); return when
+        the connection ends.
 
-        `unblock` (e.g. shutting a socket down) lets the reader thread finish; without it (stdin)
-        the reader is left blocked and dies with the process.
+        `unblock` (e.g. shutting a socket down) lets a watcher blocked on the input finish; without
+        it (stdin) the watcher is left blocked and dies with the process.
         """
-        thread = threading.Thread(target=self._read_loop, args=(reader,), name="dap-reader", daemon=True)
-        thread.start()
         try:
-            ending = self._work()
+            ending = self._work(reader)
         finally:
             self._finished.set()
             self._writer.close()
             if unblock is not None:
                 unblock()
-                thread.join(timeout=1.0)
+                for watcher in self._watchers:
+                    watcher.join(timeout=1.0)
         self._note("info", f"connection ended: {ending.reason}")
         return ending
 
@@ -315,14 +331,65 @@ class Dispatcher:
             else:
                 self._progress[progress_id] = token
 
-    def _read_loop(self, reader: MessageReader) -> None:
+    def _work(self, reader: MessageReader) -> Ending:
+        while self._session_end is None:
+            with self._changed:
+                while not self._queue and self._watching and self._input_end is None:
+                    self._changed.wait()
+                job = self._queue.popleft() if self._queue else None
+                if job is None and self._input_end is not None:
+                    break
+            if job is None:  # the input is this thread's to read
+                job = self._read(reader, poll=self.input_poll_seconds)
+                if job is None:
+                    continue
+            self._run(job, reader)
+        return self._session_end or self._input_end or Ending("the input ended")
+
+    def _run(self, job: _Job, reader: MessageReader) -> None:
+        quick = job.spec is None or job.spec.quick  # an unknown command is answered at once
+        with self._lock:
+            self._running = job
+            if not quick:
+                self._busy = True
+                if not self._watching and self._input_end is None and not self._finished.is_set():
+                    self._watching = True
+                    watcher = threading.Thread(
+                        target=self._watch, args=(reader,), name="dap-watcher", daemon=True
+                    )
+                    self._watchers = [w for w in self._watchers if w.is_alive()] + [watcher]
+                    watcher.start()
         try:
-            while not self._finished.is_set():
-                message = reader.read_message()
-                if message is None:
-                    self._input_ended(Ending("the client closed its input"))
+            self._execute(job)
+        except ConnectionClosed as error:
+            self.end_session(f"the client went away: {error}")
+        finally:
+            with self._lock:
+                self._running = None
+                self._busy = False
+
+    def _watch(self, reader: MessageReader) -> None:
+        """Own the input while the worker runs a request; hand it back once it is idle."""
+        while not self._finished.is_set():
+            job = self._read(reader)
+            with self._changed:
+                if job is not None:
+                    self._queue.append(job)
+                if self._input_end is not None or not self._busy:
+                    self._watching = False
+                    self._changed.notify_all()
                     return
-                self._receive(message)
+                self._changed.notify_all()
+
+    def _read(self, reader: MessageReader, *, poll: float = 0.0) -> _Job | None:
+        """The next request to run, read from the input; None when there is none (the input ended,
+        or the message was answered at once)."""
+        try:
+            message = reader.read_message(poll=poll)
+            if message is None:
+                self._input_ended(Ending("the client closed its input"))
+                return None
+            return self._receive(message)
         except ProtocolError as error:
             self._input_ended(Ending(str(error), failed=True))
         except (ConnectionClosed, OSError) as error:
@@ -330,8 +397,9 @@ class Dispatcher:
         except BaseException as error:
             self._note("error", traceback.format_exc())
             self._input_ended(Ending(f"internal error in the reader: {type(error).__name__}", failed=True))
+        return None
 
-    def _receive(self, message: dict[str, Any]) -> None:
+    def _receive(self, message: dict[str, Any]) -> _Job | None:
         seq = message.get("seq")
         if type(seq) is not int or seq < 1:
             raise ProtocolError("invalid message: seq must be a positive integer")
@@ -348,14 +416,14 @@ class Dispatcher:
             self._pending[seq] = job
         if spec is not None and spec.immediate:
             self._execute(job)
-        else:
-            self._queue.put(job)
+            return None
+        return job
 
     def _input_ended(self, ending: Ending) -> None:
-        with self._lock:
+        with self._changed:
             self._input_end = self._input_end or ending
+            self._changed.notify_all()
         self._cancel_scans()
-        self._queue.put(None)
 
     def _cancel_scans(self) -> None:
         with self._lock:
@@ -365,24 +433,6 @@ class Dispatcher:
                 scans.append(running)  # answered already, still running its `then` actions
         for job in scans:
             job.token.cancel()
-
-    def _work(self) -> Ending:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                break
-            with self._lock:
-                self._running = job
-            try:
-                self._execute(job)
-            except ConnectionClosed as error:
-                self.end_session(f"the client went away: {error}")
-            finally:
-                with self._lock:
-                    self._running = None
-            if self._session_end is not None:
-                break
-        return self._session_end or self._input_end or Ending("the input ended")
 
     def _execute(self, job: _Job) -> None:
         command = job.message.get("command")

@@ -31,9 +31,11 @@ from opreplay_adapter.dap.recording import SessionCore
 
 
 class ExecutionHandlers(SessionCore):
+    @handler_options(quick=True)
     def next_request(self, request: Request) -> None:
         self.move(request, self.require_recording().engine.step)
 
+    @handler_options(quick=True)
     def stepBack_request(self, request: Request) -> None:
         self.move(request, self.require_recording().engine.back)
 
@@ -75,6 +77,7 @@ class ExecutionHandlers(SessionCore):
             "targets": [{"id": seq, "label": f"seq {seq}: {recording.engine.describe(seq)}", "line": line}]
         }
 
+    @handler_options(quick=True)
     def restart_request(self, request: Request) -> None:
         """Back to the first operation, hit counts cleared; the launch configuration stays as it was."""
         self.move(request, self.require_recording().engine.reset)

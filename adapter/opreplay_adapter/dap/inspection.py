@@ -29,7 +29,7 @@ from typing import Any
 from opreplay.model import Operation
 from opreplay.replay import parse_path
 from opreplay.replay.paths import PathError
-from opreplay_adapter.dap.dispatch import CantHandle, Request
+from opreplay_adapter.dap.dispatch import CantHandle, Request, handler_options
 from opreplay_adapter.dap.pages import NotAPage
 from opreplay_adapter.dap.recording import Recording, SessionCore
 from opreplay_adapter.dap.text import (
@@ -56,6 +56,7 @@ OPERATION_FRAME, RECONCILE_FRAME, SESSION_FRAME = 1, 2, 3
 
 
 class InspectionHandlers(SessionCore):
+    @handler_options(quick=True)
     def threads_request(self, request: Request) -> dict[str, Any]:
         """The recorded threads met so far; none until a recording is open (VS Code asks early)."""
         if self.recording is None:
@@ -63,6 +64,7 @@ class InspectionHandlers(SessionCore):
         self.thread_id(self.recording.engine.current)
         return {"threads": self.recording.threads.threads()}
 
+    @handler_options(quick=True)
     def stackTrace_request(self, request: Request) -> dict[str, Any]:
         recording = self.require_recording()
         engine = recording.engine
@@ -97,6 +99,7 @@ class InspectionHandlers(SessionCore):
             "presentationHint": hint,
         }
 
+    @handler_options(quick=True)
     def scopes_request(self, request: Request) -> dict[str, Any]:
         recording = self.require_recording()
         if request.arguments["frameId"] not in (OPERATION_FRAME, RECONCILE_FRAME, SESSION_FRAME):
@@ -193,6 +196,7 @@ class InspectionHandlers(SessionCore):
             builder.variable("message", op.message, evaluate_name="message"),
         ]
 
+    @handler_options(quick=True)
     def variables_request(self, request: Request) -> dict[str, Any]:
         recording = self.require_recording()
         arguments = request.arguments
@@ -204,6 +208,7 @@ class InspectionHandlers(SessionCore):
         )
         return {"variables": recording.handles.get(arguments["variablesReference"]).children(page)}
 
+    @handler_options(quick=True)
     def source_request(self, request: Request) -> dict[str, Any]:
         """The text of a timeline page, for a client that asks rather than reading the file."""
         recording = self.require_recording()
@@ -214,12 +219,14 @@ class InspectionHandlers(SessionCore):
             raise CantHandle(str(error)) from None
         return {"content": recording.pages.text(page)}
 
+    @handler_options(quick=True)
     def loadedSources_request(self, request: Request) -> dict[str, Any]:
         """The timeline pages written so far (pages are written when a stop first shows them)."""
         if self.recording is None:
             return {"sources": []}
         return {"sources": self.recording.pages.written()}
 
+    @handler_options(quick=True)
     def exceptionInfo_request(self, request: Request) -> dict[str, Any]:
         """The error at the cursor: the filter that stopped there (`exceptionId`), the Status message."""
         recording = self.require_recording()

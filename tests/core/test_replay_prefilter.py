@@ -271,10 +271,12 @@ def plain_scan() -> Iterator[None]:
 
 @contextmanager
 def small_batches(size: int) -> Iterator[None]:
-    """Index queries and scan batches of a few rows: every run crosses many windows."""
+    """Index queries and scan batches of a few rows: every run crosses many windows (and a run
+    keeps only the last few LIST operations of each collection)."""
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(engine_module, "_CANDIDATES", size))
         stack.enter_context(mock.patch.object(engine_module, "_SCAN_BATCH", size))
+        stack.enter_context(mock.patch.object(engine_module, "_BULK_KEPT", max(2, size)))
         yield
 
 
@@ -368,6 +370,20 @@ def test_a_long_session_across_many_windows_and_checkpoints() -> None:
             found = compare(path, [ConditionBreakpoint(expression)], 500)
             assert stops(found) == reference_hits(path, expression)
         compare(path, [ConditionBreakpoint(expressions[0], hit_condition="% 7", log_message="{seq}")], 500)
+
+
+def test_obj_of_a_conflict_after_more_lists_than_a_run_keeps() -> None:
+    web = ("deployments", "default", "web")
+    session = [
+        ("get", ("pods", "default", "a"), 1),  # where a run from the start begins: not read
+        ("get", web, 1),
+        ("list", "deployments", "default", [(web, 2)]),  # web is now version 2
+        *[("list", "deployments", "default", [])] * 5,
+        ("conflict", web, "update"),  # seq 9: `obj` is version 2, from the first LIST
+    ]
+    expression = 'kind == "Deployment" and obj.spec.replicas == 2'
+    with _saved(session) as path, mock.patch.object(engine_module, "_BULK_KEPT", 2):
+        assert stops(compare(path, [ConditionBreakpoint(expression)], 500)) == ([9], [])
 
 
 def test_a_condition_that_cannot_be_prefiltered_still_stops_everywhere_it_holds() -> None:

@@ -80,6 +80,7 @@ from opreplay.replay.prefilter import BodyScreen, Prefilter, analyse
 from opreplay.replay.state import ClusterState, Folder, StateKey, StateMap, StateView, rollback
 from opreplay.store import Store
 from opreplay.store.replay_queries import (
+    ROW_API_VERSION,
     ROW_DURATION_US,
     ROW_EVENT,
     ROW_KIND,
@@ -108,6 +109,7 @@ _CANDIDATES = 512
 _UNDO = 4096
 _MAX_SELECTOR_IDS = 20_000
 _TRACKS = 64
+_BULK_KEPT = 4096
 _SEGMENTS = 32
 _NON_ERROR_VERBS = frozenset({"watch-event", "gap"})
 _TIMEOUT_WORDS = ("timeout", "timed out", "deadline exceeded")
@@ -380,6 +382,114 @@ class _KeyTrack:
             if self._ends.get(old.end) == old_cp:
                 del self._ends[old.end]
         return segment
+
+
+def _covered_ids(filters: list[_SqlFilter]) -> frozenset[int]:
+    """The object ids all of whose operations the filters return (those that filter by nothing else)."""
+    covered: set[int] = set()
+    for sql_filter in filters:
+        others = (getattr(sql_filter, f.name) for f in fields(sql_filter) if f.name != "object_ids")
+        if sql_filter.object_ids is not None and all(value is None for value in others):
+            covered |= sql_filter.object_ids
+    return frozenset(covered)
+
+
+class _BulkRows:
+    """A collection's bulk operations in seq order; the oldest are dropped (memory must not grow
+    with a run's length), and an object known from before them costs a probe."""
+
+    __slots__ = ("dropped", "rows", "seqs")
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.rows: list[Row] = []
+        self.dropped = 0
+
+    def add(self, row: Row) -> None:
+        self.seqs.append(row[ROW_SEQ])
+        self.rows.append(row)
+        if len(self.rows) > _BULK_KEPT:
+            self.dropped = self.seqs[_BULK_KEPT // 2 - 1]
+            del self.seqs[: _BULK_KEPT // 2], self.rows[: _BULK_KEPT // 2]
+
+
+class _KnownObjects:
+    """`obj` of a forward run's candidates from the candidates before them: a probe per object,
+    not per candidate.
+
+    A run over index candidates reads, in seq order, every operation on the object ids its filters
+    name. For an object whose ids (those of its `_KeyTrack`) are all among them, what it is after
+    a candidate follows from the candidates since it was last known: an operation's own effect
+    sets it, and only a LIST or DELETECOLLECTION of its collection may change it otherwise
+    (`Folder.is_bulk`). Those are kept aside and applied to an object only when it is asked for,
+    each one's effects worked out once. An unknown object costs one `digest_after` probe, which
+    makes it known. A 409 on an update is the common case: the object is what the GET before it
+    returned.
+    """
+
+    def __init__(self, engine: ReplayEngine, covered: frozenset[int]) -> None:
+        self.engine = engine
+        self.covered = covered
+        self._known: dict[StateKey, tuple[bytes | None, int]] = {}
+        """object -> (digest, seq at which it was known)"""
+        self._bulk: dict[tuple[str, str, str], _BulkRows] = {}
+        """(api_version, resource, namespace or "") -> its bulk operations"""
+        self._coverable: dict[StateKey, bool] = {}
+        self._bulk_effects: dict[int, dict[StateKey, bytes | None]] = {}
+
+    def after(self, row: Row) -> bytes | None:
+        """The digest of the row's object after it (`obj`); rows must come in seq order."""
+        folder = self.engine.folder
+        seq = row[ROW_SEQ]
+        if folder.is_bulk(row):
+            collection = (row[ROW_API_VERSION], row[ROW_RESOURCE], row[ROW_NAMESPACE])
+            bulk = self._bulk.get(collection)
+            if bulk is None:
+                bulk = self._bulk[collection] = _BulkRows()
+            bulk.add(row)
+            return None
+        effect = folder.own_effect(row)
+        if effect is not None:
+            self._known[effect[0]] = (effect[1], seq)
+            return effect[1]
+        key = folder.primary_key(row)
+        if key is None:
+            return None
+        known = self._known.get(key)
+        digest = self._catch_up(key, known) if known is not None and self._covers(key) else NOT_COMPUTED
+        if digest is NOT_COMPUTED:
+            digest = self.engine.digest_after(row)
+        self._known[key] = (digest, seq)
+        return digest
+
+    def _catch_up(self, key: StateKey, known: tuple[bytes | None, int]) -> Any:
+        """The object's digest after the bulk operations since it was known, applied in seq order;
+        NOT_COMPUTED when some of those are no longer kept."""
+        digest, since = known
+        collections = [key[:3], (key[0], key[1], "")] if key[2] else [key[:3]]
+        pending: list[Row] = []
+        for collection in collections:
+            bulk = self._bulk.get(collection)
+            if bulk is not None:
+                if since < bulk.dropped:
+                    return NOT_COMPUTED
+                pending.extend(bulk.rows[bisect.bisect_right(bulk.seqs, since) :])
+        if len(collections) > 1:
+            pending.sort(key=lambda row: row[ROW_SEQ])
+        for row in pending:
+            effects = self._bulk_effects.get(row[ROW_SEQ])
+            if effects is None:
+                if len(self._bulk_effects) >= 4096:
+                    self._bulk_effects.clear()
+                effects = self._bulk_effects[row[ROW_SEQ]] = dict(self.engine.folder.effects(row))
+            digest = effects.get(key, digest)
+        return digest
+
+    def _covers(self, key: StateKey) -> bool:
+        covers = self._coverable.get(key)
+        if covers is None:
+            covers = self._coverable[key] = self.engine._track(key).object_ids <= self.covered
+        return covers
 
 
 # -- hot loops from the index ----------------------------------------------------------------------
@@ -1348,6 +1458,9 @@ class ReplayEngine:
         names = set().union(*(active.names for active in actives))
         read_old, read_obj = "old" in names, "obj" in names
         screens = [active for active in actives if active.screens]
+        known = (
+            _KnownObjects(self, _covered_ids(filters)) if read_obj and not folding and not reverse else None
+        )
         # folding and reading bodies read many: fewer, larger windows (and fewer delta chains to walk)
         limit = _SCAN_BATCH if folding or read_obj or read_old else _CANDIDATES
         width = 4096  # grows: a stop nearby is found without reading a wide window
@@ -1387,7 +1500,8 @@ class ReplayEngine:
             for seq in ordered:
                 candidate = found[seq]
                 row = candidate if candidate is not None else self._window.row(seq)
-                stopping = self._evaluate(row, actives, logs, pairs.get(seq))
+                pair = (NOT_COMPUTED, known.after(row)) if known is not None else pairs.get(seq)
+                stopping = self._evaluate(row, actives, logs, pair)
                 if stopping:
                     return self._stopped(row, stopping, reverse, logs)
             cursor = bound - 1 if reverse else bound + 1

@@ -219,13 +219,22 @@ class Folder:
 
     def effects(self, row: Row) -> list[Effect]:
         """What the operation does to the state, in order (empty for most failures and reads of nothing)."""
-        verb = row[ROW_VERB]
-        if (verb == "list" or verb == "deletecollection") and 200 <= row[ROW_STATUS] < 300:
-            if row[ROW_SUBRESOURCE] not in OBJECT_SUBRESOURCES:
-                return []
-            return self._list_effects(row, remove=verb == "deletecollection")
+        if self.is_bulk(row):
+            return self._list_effects(row, remove=row[ROW_VERB] == "deletecollection")
         effect = self.own_effect(row)
         return [effect] if effect is not None else []
+
+    @staticmethod
+    def is_bulk(row: Row) -> bool:
+        """Whether the operation sets or removes a collection's objects (a successful LIST or
+        DELETECOLLECTION): which ones, only its body tells. Any other operation changes at most
+        its `own_effect`."""
+        verb = row[ROW_VERB]
+        return (
+            (verb == "list" or verb == "deletecollection")
+            and 200 <= row[ROW_STATUS] < 300
+            and row[ROW_SUBRESOURCE] in OBJECT_SUBRESOURCES
+        )
 
     def own_effect(self, row: Row) -> Effect | None:
         """What an operation on one object does to it (None: nothing, or a collection operation)."""

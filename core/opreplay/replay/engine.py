@@ -1458,9 +1458,8 @@ class ReplayEngine:
         names = set().union(*(active.names for active in actives))
         read_old, read_obj = "old" in names, "obj" in names
         screens = [active for active in actives if active.screens]
-        known = (
-            _KnownObjects(self, _covered_ids(filters)) if read_obj and not folding and not reverse else None
-        )
+        covered = _covered_ids(filters) if read_obj and not folding else None
+        known = _KnownObjects(self, covered) if covered and not reverse else None
         # folding and reading bodies read many: fewer, larger windows (and fewer delta chains to walk)
         limit = _SCAN_BATCH if folding or read_obj or read_old else _CANDIDATES
         width = 4096  # grows: a stop nearby is found without reading a wide window
@@ -1496,7 +1495,8 @@ class ReplayEngine:
                 wanted.extend(row[ROW_RESPONSE] for row in found.values() if row is not None)
             self.folder.prefetch(wanted)
             if reverse and screens:
-                self._screen_in_order(ordered[::-1], found, screens, pairs)
+                window = _KnownObjects(self, covered) if covered else None  # rows before it: unread
+                self._screen_in_order(ordered[::-1], found, screens, pairs, window)
             for seq in ordered:
                 candidate = found[seq]
                 row = candidate if candidate is not None else self._window.row(seq)
@@ -1556,23 +1556,26 @@ class ReplayEngine:
         found: dict[int, Row | None],
         actives: list[_Active],
         pairs: dict[int, DigestPair],
+        known: _KnownObjects | None,
     ) -> None:
         """Run the body screens over a window in seq order before a backwards run evaluates it.
 
         A body is stored as a delta against the object's previous version: decoded newest first,
         each one would decode its chain of older versions again. The screens memoize per digest,
         so the backwards evaluation that follows finds them answered; the `obj` digests found on
-        the way are kept in `pairs` for it.
+        the way are kept in `pairs` for it (from `known`, which must see every row, when given).
         """
         for seq in seqs:
             row = found[seq]
             if row is None:
                 continue
+            after = known.after(row) if known is not None else NOT_COMPUTED
             for active in actives:
                 if active.match(row) is not False:
                     pair = pairs.get(seq)
                     if pair is None:
-                        pair = pairs[seq] = (NOT_COMPUTED, self.digest_after(row))
+                        digest = self.digest_after(row) if after is NOT_COMPUTED else after
+                        pair = pairs[seq] = (NOT_COMPUTED, digest)
                     self._screened_in(active.screens, row, pair)
 
     # -- for front ends: the condition context, reconciles, find ---------------------------------

@@ -109,7 +109,7 @@ _CANDIDATES = 512
 _UNDO = 4096
 _MAX_SELECTOR_IDS = 20_000
 _TRACKS = 64
-_BULK_KEPT = 4096
+_BULK_KEPT = 1024
 _SEGMENTS = 32
 _NON_ERROR_VERBS = frozenset({"watch-event", "gap"})
 _TIMEOUT_WORDS = ("timeout", "timed out", "deadline exceeded")
@@ -479,7 +479,7 @@ class _KnownObjects:
         for row in pending:
             effects = self._bulk_effects.get(row[ROW_SEQ])
             if effects is None:
-                if len(self._bulk_effects) >= 4096:
+                if len(self._bulk_effects) >= 256:
                     self._bulk_effects.clear()
                 effects = self._bulk_effects[row[ROW_SEQ]] = dict(self.engine.folder.effects(row))
             digest = effects.get(key, digest)

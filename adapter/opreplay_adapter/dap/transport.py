@@ -3,8 +3,8 @@
 stdio: fd 0 and fd 1 are the protocol channel, so the adapter takes private copies of them and
 points fd 1 at stderr and fd 0 at /dev/null. Whatever a library prints (even from C) then lands on
 stderr instead of corrupting the channel, and nothing else can consume protocol bytes. Both copies
-are unbuffered raw files, so the reader thread holds no buffer lock when the process exits while it
-is blocked reading.
+are unbuffered raw files (which can also be polled), so a watcher thread holds no buffer lock when
+the process exits while it is blocked reading.
 
 TCP: one client at a time (a debug session owns the adapter's state); each accepted socket gets
 TCP_NODELAY, because DAP is many small request/response round trips that Nagle's algorithm would
@@ -53,7 +53,7 @@ def serve_stdio(*, log: MessageLog | None = None) -> Ending:
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)
-    # Left open on purpose: the reader thread may still be blocked on in_fd when this returns.
+    # Left open on purpose: a watcher thread may still be blocked on in_fd when this returns.
     stdin = open(in_fd, "rb", buffering=0)  # noqa: SIM115
     stdout = open(out_fd, "wb", buffering=0)  # noqa: SIM115
     return run_connection(stdin, stdout, log=log)

@@ -81,6 +81,10 @@ class Scripted(DebugSession):
     def record_request(self, request: Request) -> None:
         self.ran.append(request.arguments.get("name", ""))
 
+    @handler_options(quick=True)
+    def quickRecord_request(self, request: Request) -> None:
+        self.ran.append(request.arguments.get("name", ""))
+
     def boom_request(self, request: Request) -> None:
         raise ValueError("boom\nsecond line")
 
@@ -247,6 +251,24 @@ def test_cancel_by_request_id_running_and_queued(in_process: Start) -> None:
     assert scripted(item).ran == []
     assert not [e for e in client.events if e["event"].startswith("progress")]  # not announced by the client
     assert client.request("cancel", {"requestId": 999, "progressId": "nope"})["success"]
+
+
+def test_a_burst_of_quick_and_other_requests_is_answered_in_order(in_process: Start) -> None:
+    """The worker reads while it is idle, a watcher while a request that is not quick runs: the
+    input changes hands many times here, and nothing may be lost, reordered or read twice."""
+    item = in_process(Scripted)
+    client = item.client
+    names = [f"{i}" for i in range(120)]
+    sent = [
+        client.send_request("quickRecord" if i % 3 else "record", {"name": name})
+        for i, name in enumerate(names)
+    ]
+    sent.insert(60, client.send_request("cancel", {"requestId": 9999}))  # answered by whoever reads it
+    assert all(client.response(seq)["success"] for seq in sent)
+    answered = [m["request_seq"] for m in client.messages if m["type"] == "response"]
+    assert sorted(answered) == sorted(sent) and len(set(answered)) == len(answered)
+    assert [seq for seq in answered if seq != sent[60]] == [seq for seq in sent if seq != sent[60]]
+    assert scripted(item).ran == names
 
 
 def test_pause_stops_a_scan(in_process: Start) -> None:

@@ -386,6 +386,20 @@ def test_obj_of_a_conflict_after_more_lists_than_a_run_keeps() -> None:
         assert stops(compare(path, [ConditionBreakpoint(expression)], 500)) == ([9], [])
 
 
+def test_obj_of_a_conflict_when_the_filters_skip_the_writes_between() -> None:
+    web = ("deployments", "default", "web")
+    session = [
+        ("get", ("pods", "default", "a"), 1),
+        ("get", web, 1),
+        ("conflict", web, "update"),  # seq 3: version 1
+        ("update", web, 2),  # not a 409: the run over 409s does not read it
+        ("conflict", web, "update"),  # seq 5: version 2
+    ]
+    expression = 'kind == "Deployment" and status == 409 and obj.spec.replicas == 2'
+    with _saved(session) as path:
+        assert stops(compare(path, [ConditionBreakpoint(expression)], 500)) == ([5], [])
+
+
 def test_a_condition_that_cannot_be_prefiltered_still_stops_everywhere_it_holds() -> None:
     session = _random_session(random.Random(3), 300)
     expression = 'kind == "Deployment" or obj.x'

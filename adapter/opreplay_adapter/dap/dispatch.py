@@ -352,7 +352,7 @@ class Dispatcher:
             self._running = job
             if not quick:
                 self._busy = True
-                if not self._watching and self._input_end is None and not self._finished.is_set():
+                if not self._watching and self._input_end is None:
                     self._watching = True
                     watcher = threading.Thread(
                         target=self._watch, args=(reader,), name="dap-watcher", daemon=True

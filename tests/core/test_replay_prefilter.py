@@ -12,8 +12,11 @@ the state, and batch sizes so small that every run crosses many windows.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
@@ -38,6 +41,7 @@ from opreplay.replay import (
 )
 from opreplay.replay import engine as engine_module
 from opreplay.replay.prefilter import BodyScreen, analyse
+from opreplay.replay.screening import ScreenHelper
 from opreplay.store import Store, bodies
 
 OBJECTS = [
@@ -623,3 +627,120 @@ def test_a_body_screen_rules_out_bodies_without_the_value() -> None:
     phase = BodyScreen(FieldEquality("obj", "phase", "Failed"))
     assert not phase.admits_text(b'{"status":{"phase":"Running","message":"Failed"}}')
     assert phase.admits_text(b'{"status":{"phase":"F\\u0061iled"}}')
+
+
+# -- the screening helper process ------------------------------------------------------------------
+
+
+def _ready_helper(engine: ReplayEngine) -> ScreenHelper:
+    """The engine's helper, started by a run and then waited for (it is used once it is ready)."""
+    _first_run(engine)
+    helper = engine.screen_helper
+    assert helper is not None
+    deadline = time.monotonic() + 60
+    while not helper.ready:
+        assert not helper.failed and time.monotonic() < deadline
+        time.sleep(0.05)
+    return helper
+
+
+def _first_run(engine: ReplayEngine) -> None:
+    engine.set_breakpoints([ConditionBreakpoint('kind == "Deployment" and obj.spec.replicas == 99')])
+    engine.run()
+
+
+@pytest.mark.parametrize("interval", [500, 40])
+def test_runs_with_a_screening_helper_stop_where_the_engine_alone_stops(interval: int) -> None:
+    session = _random_session(random.Random(11), 4000)
+    expressions = [
+        'kind == "Deployment" and obj.spec.replicas == 3',
+        'name == "web" and old.spec.replicas == 2',
+        'verb == "watch-event" and name == "" and obj.metadata.name == "api"',
+    ]
+
+    def runs(engine: ReplayEngine, expression: str) -> list[tuple[Any, ...]]:
+        return run_both_ways(
+            engine, [ConditionBreakpoint(expression, hit_condition="% 3", log_message="{seq}")]
+        )
+
+    with (
+        _saved(session) as path,
+        small_batches(64),
+        mock.patch.object(ReplayEngine, "SCREEN_HELPER_MIN_SPAN", 0),
+        ReplayEngine.open(path, checkpoint_interval=interval) as engine,
+    ):
+        helper = _ready_helper(engine)
+        found = []
+        for expression in expressions:
+            answered = helper.answered
+            found.append(runs(engine, expression))
+            assert helper.answered > answered  # the helper screened this run's bodies
+            assert stops(run_both_ways(engine, [ConditionBreakpoint(expression)])) == reference_hits(
+                path, expression
+            )
+        with plain_scan(), ReplayEngine.open(path, checkpoint_interval=interval) as alone:
+            _first_run(alone)
+            expected = []
+            for expression in expressions:
+                expected.append(runs(alone, expression))
+                run_both_ways(alone, [ConditionBreakpoint(expression)])
+        assert alone.screen_helper is None
+        assert found == expected
+
+
+def test_a_run_carries_on_alone_when_its_helper_dies() -> None:
+    session = _random_session(random.Random(12), 3000)
+    expression = 'kind == "Deployment" and obj.spec.replicas == 3'
+    with (
+        _saved(session) as path,
+        small_batches(64),
+        mock.patch.object(ReplayEngine, "SCREEN_HELPER_MIN_SPAN", 0),
+        ReplayEngine.open(path) as engine,
+    ):
+        helper = _ready_helper(engine)
+        os.kill(helper.pid, signal.SIGKILL)
+        found = run_both_ways(engine, [ConditionBreakpoint(expression)])
+        assert helper.failed
+        assert stops(found) == reference_hits(path, expression)
+
+
+def test_the_helper_answers_as_the_screens_do_and_admits_what_it_cannot_read() -> None:
+    session = _random_session(random.Random(13), 300)
+    with _saved(session) as path, Store.open(path) as store:
+        digests = [
+            bytes(row[0])
+            for row in store.db.execute_sql("SELECT digest FROM bodies WHERE format = 0").fetchall()
+        ]
+        screens = [
+            BodyScreen(FieldEquality("obj", "replicas", 3)),
+            BodyScreen(FieldEquality("obj", "name", "web")),
+        ]
+        expected = {d: [s.admits_text(store.body_bytes(d)) for s in screens] for d in digests}
+        missing = b"\x00" * 16
+        helper = ScreenHelper.start(str(path))
+        assert helper is not None
+        try:
+            deadline = time.monotonic() + 60
+            while not helper.ready:
+                assert not helper.failed and time.monotonic() < deadline
+                time.sleep(0.05)
+            assert helper.submit(screens, [*digests, missing])
+            helper.collect()
+        finally:
+            helper.close()
+        assert helper.answered == len(digests) + 1
+        text = store.body_bytes
+        assert {d: [s.admits(d, text) for s in screens] for d in digests} == expected
+        assert any(any(v) for v in expected.values()) and not all(all(v) for v in expected.values())
+        assert all(s.admits(missing, lambda d: pytest.fail("read in the engine")) for s in screens)
+
+
+def test_a_helper_that_cannot_open_the_store_is_not_used(tmp_path: Path) -> None:
+    helper = ScreenHelper.start(str(tmp_path / "missing.db"))
+    assert helper is not None
+    deadline = time.monotonic() + 60
+    while not helper.failed:
+        assert not helper.ready and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not helper.submit([BodyScreen(FieldEquality("obj", "replicas", 3))], [b"\x00" * 16])
+    helper.close()

@@ -34,7 +34,7 @@ import bisect
 import gc
 import os
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
@@ -77,6 +77,7 @@ from opreplay.replay.context import NOT_COMPUTED, DigestPair, OperationContext, 
 from opreplay.replay.loops import DEFAULT_MIN_WRITES, DEFAULT_WINDOW
 from opreplay.replay.paths import DEFAULT_IGNORED, Change, PathError, diff_documents, get_path, parse_path
 from opreplay.replay.prefilter import BodyScreen, Prefilter, analyse
+from opreplay.replay.screening import MAX_DIGESTS, ScreenHelper
 from opreplay.replay.state import ClusterState, Folder, StateKey, StateMap, StateView, rollback
 from opreplay.store import Store
 from opreplay.store.replay_queries import (
@@ -106,6 +107,8 @@ _CHUNKS = 64
 _SCAN_BATCH = 4096
 _CANDIDATE_WINDOW = 1 << 18
 _CANDIDATES = 512
+_SCREEN_ANSWER_BYTES = 32768
+"""A helper's answer to one request at most: it must fit a pipe's buffer, unread."""
 _UNDO = 4096
 _MAX_SELECTOR_IDS = 20_000
 _TRACKS = 64
@@ -413,6 +416,17 @@ class _BulkRows:
             del self.seqs[: _BULK_KEPT // 2], self.rows[: _BULK_KEPT // 2]
 
 
+@dataclass(slots=True)
+class _CandidateWindow:
+    """A window of a run over candidates, read and paired, waiting to be evaluated."""
+
+    start: int
+    ordered: list[int]
+    """seqs in the order of evaluation"""
+    found: dict[int, Row | None]
+    pairs: dict[int, DigestPair]
+
+
 class _KnownObjects:
     """`obj` of a forward run's candidates from the candidates before them: a probe per object,
     not per candidate.
@@ -643,6 +657,7 @@ class ReplayEngine:
         self._statuses: list[int] | None = None
         self._reconcile_infos: dict[int, ReconcileInfo | None] = {}
         self._loops: _LoopIndex | None = None
+        self._helper: ScreenHelper | Literal[False] | None = None
         self.last_stop = Stop("entry", 1, describe_row(self._window.row(1)))
 
     @classmethod
@@ -687,6 +702,8 @@ class ReplayEngine:
             raise
 
     def close(self) -> None:
+        if isinstance(self._helper, ScreenHelper):
+            self._helper.close()
         self.checkpoints.close()
         if self._owns_store:
             self.store.close()
@@ -698,6 +715,11 @@ class ReplayEngine:
         self.close()
 
     # -- where we are --------------------------------------------------------------------------
+
+    @property
+    def screen_helper(self) -> ScreenHelper | None:
+        """The helper process that screens bodies for long runs (`replay.screening`), once started."""
+        return self._helper if isinstance(self._helper, ScreenHelper) else None
 
     @property
     def position(self) -> int:
@@ -1437,7 +1459,12 @@ class ReplayEngine:
         progress: Callable[[float], None] | None,
         cancel: CancelToken | None,
     ) -> Stop:
-        """Evaluate only the operations the indexes name as candidates, window by window."""
+        """Evaluate only the operations the indexes name as candidates, window by window.
+
+        When every breakpoint screens bodies (`BodyScreen`) and the run outlives its first window,
+        a helper process screens each window's bodies while this one reads and prepares the next
+        (`replay.screening`); the evaluation then finds the screens answered.
+        """
         logs: list[LogMessage] = []
         filters: list[_SqlFilter] = []
         for active in actives:
@@ -1458,20 +1485,27 @@ class ReplayEngine:
         names = set().union(*(active.names for active in actives))
         read_old, read_obj = "old" in names, "obj" in names
         screens = [active for active in actives if active.screens]
+        all_screens = [screen for active in screens for screen in active.screens]
+        roots = {screen.root for screen in all_screens}
+        screened = len(screens) == len(actives)  # nothing is evaluated without its screens passing
         covered = _covered_ids(filters) if read_obj and not folding else None
         known = _KnownObjects(self, covered) if covered and not reverse else None
         # folding and reading bodies read many: fewer, larger windows (and fewer delta chains to walk)
         limit = _SCAN_BATCH if folding or read_obj or read_old else _CANDIDATES
         width = 4096  # grows: a stop nearby is found without reading a wide window
+        helper = self.screen_helper if screened and all_screens else None
+        in_flight: _CandidateWindow | None = None  # screened by the helper, evaluated next
         while 1 <= cursor <= self.total:
             if cancel is not None and cancel.is_set():
-                return self._paused(cursor + 1 if reverse else cursor - 1, reverse, logs)
+                resume = in_flight.start if in_flight is not None else cursor
+                return self._paused(resume + 1 if reverse else resume - 1, reverse, logs)
             if reverse:
                 low, high = max(1, cursor - width + 1), cursor + 1
                 bound = low
             else:
                 low, high = cursor, min(self.total + 1, cursor + width)
                 bound = high - 1
+            first_window = width == 4096
             width = min(width * 4, _CANDIDATE_WINDOW)
             found: dict[int, Row | None] = {}
             for sql_filter in filters:
@@ -1490,25 +1524,81 @@ class ReplayEngine:
             pairs, wanted = self._fold_candidates(
                 found, ordered, reverse, partial, fold_ids, exact_ids, folding, read_old, read_obj
             )
-            if read_obj and len(folding) < len(actives):
-                # `obj` of an operation that sets its object is its response (`digest_after`)
-                wanted.extend(row[ROW_RESPONSE] for row in found.values() if row is not None)
-            self.folder.prefetch(wanted)
-            if reverse and screens:
-                window = _KnownObjects(self, covered) if covered else None  # rows before it: unread
-                self._screen_in_order(ordered[::-1], found, screens, pairs, window)
-            for seq in ordered:
-                candidate = found[seq]
-                row = candidate if candidate is not None else self._window.row(seq)
-                pair = (NOT_COMPUTED, known.after(row)) if known is not None else pairs.get(seq)
-                stopping = self._evaluate(row, actives, logs, pair)
-                if stopping:
-                    return self._stopped(row, stopping, reverse, logs)
+            window = _CandidateWindow(cursor, ordered, found, pairs)
+            if known is not None:
+                self._pair_in_order(window, known, None)
+            if helper is not None and helper.ready and not helper.failed:
+                window_known = _KnownObjects(self, covered) if reverse and covered else None
+                self._pair_in_order(window, window_known, actives, roots)
+                helper.collect()
+                for chunk in self._unscreened(window, all_screens):
+                    helper.submit(all_screens, chunk)
+            else:
+                if read_obj and len(folding) < len(actives):
+                    # `obj` of an operation that sets its object is its response (`digest_after`)
+                    wanted.extend(row[ROW_RESPONSE] for row in found.values() if row is not None)
+                self.folder.prefetch(wanted)
+                if reverse and screens:
+                    window_known = _KnownObjects(self, covered) if covered else None  # rows before it: unread
+                    self._screen_in_order(window, screens, window_known)
+            if in_flight is not None:
+                stopped = self._evaluate_window(in_flight, actives, logs, reverse)
+                if stopped is not None:
+                    return stopped
+                in_flight = None
+            if helper is not None and helper.busy:
+                in_flight = window
+            else:
+                stopped = self._evaluate_window(window, actives, logs, reverse)
+                if stopped is not None:
+                    return stopped
             cursor = bound - 1 if reverse else bound + 1
             if progress is not None:
                 done = (origin - cursor) if reverse else (cursor - origin)
                 progress(min(1.0, done / max(1, span)))
+            if helper is None and first_window and screened and all_screens:
+                helper = self._start_screen_helper(span - abs(cursor - origin))
+        if in_flight is not None:
+            if helper is not None:
+                helper.collect()
+            stopped = self._evaluate_window(in_flight, actives, logs, reverse)
+            if stopped is not None:
+                return stopped
         return self._end(reverse, logs)
+
+    def _evaluate_window(
+        self, window: _CandidateWindow, actives: list[_Active], logs: list[LogMessage], reverse: bool
+    ) -> Stop | None:
+        pairs, found = window.pairs, window.found
+        for seq in window.ordered:
+            candidate = found[seq]
+            row = candidate if candidate is not None else self._window.row(seq)
+            stopping = self._evaluate(row, actives, logs, pairs.get(seq))
+            if stopping:
+                return self._stopped(row, stopping, reverse, logs)
+        return None
+
+    @staticmethod
+    def _unscreened(window: _CandidateWindow, screens: list[BodyScreen]) -> list[list[bytes]]:
+        """The window's body digests some screen has not answered yet, in seq order, in requests."""
+        wanted: dict[bytes, None] = {}
+        pairs = window.pairs
+        for seq in sorted(pairs):
+            pair = pairs[seq]
+            for screen in screens:
+                digest = pair[1] if screen.root == "obj" else pair[0]
+                if isinstance(digest, bytes) and digest not in wanted and not screen.decided(digest):
+                    wanted[digest] = None
+        digests = list(wanted)
+        size = max(1, min(MAX_DIGESTS, _SCREEN_ANSWER_BYTES // len(screens)))
+        return [digests[start : start + size] for start in range(0, len(digests), size)]
+
+    def _start_screen_helper(self, remaining: int) -> ScreenHelper | None:
+        """A screening helper for a run with more than `SCREEN_HELPER_MIN_SPAN` operations left
+        (once per engine: a helper that failed is not replaced)."""
+        if self._helper is None and remaining > self.SCREEN_HELPER_MIN_SPAN and self.store.target is not None:
+            self._helper = ScreenHelper.start(self.store.target) or False
+        return self.screen_helper
 
     def _fold_candidates(
         self,
@@ -1550,36 +1640,52 @@ class ReplayEngine:
                     wanted.append(after if read_obj else None)
         return pairs, wanted
 
-    def _screen_in_order(
+    def _pair_in_order(
         self,
-        seqs: list[int],
-        found: dict[int, Row | None],
-        actives: list[_Active],
-        pairs: dict[int, DigestPair],
+        window: _CandidateWindow,
         known: _KnownObjects | None,
+        actives: list[_Active] | None,
+        roots: Collection[str] = ("obj",),
+    ) -> None:
+        """(old, obj) digests of the window's operations some breakpoint matches (all of them when
+        `actives` is None), in seq order: `obj` from `known` when given (it must see every
+        operation), else probed, like `old`, for the screens' `roots`. Kept in `window.pairs`."""
+        pairs, found = window.pairs, window.found
+        for seq in sorted(window.ordered):
+            candidate = found[seq]
+            if candidate is None and known is None:
+                continue
+            row = candidate if candidate is not None else self._window.row(seq)
+            after = known.after(row) if known is not None else NOT_COMPUTED
+            if seq in pairs or (actives is not None and all(a.match(row) is False for a in actives)):
+                continue
+            if after is NOT_COMPUTED and "obj" in roots:
+                after = self.digest_after(row)
+            pairs[seq] = (self.digest_before(row) if "old" in roots else NOT_COMPUTED, after)
+
+    def _screen_in_order(
+        self, window: _CandidateWindow, actives: list[_Active], known: _KnownObjects | None
     ) -> None:
         """Run the body screens over a window in seq order before a backwards run evaluates it.
 
         A body is stored as a delta against the object's previous version: decoded newest first,
         each one would decode its chain of older versions again. The screens memoize per digest,
-        so the backwards evaluation that follows finds them answered; the `obj` digests found on
-        the way are kept in `pairs` for it (from `known`, which must see every row, when given).
+        so the backwards evaluation that follows finds them answered, and the digests in
+        `window.pairs`.
         """
-        for seq in seqs:
-            row = found[seq]
-            if row is None:
-                continue
-            after = known.after(row) if known is not None else NOT_COMPUTED
-            for active in actives:
-                if active.match(row) is not False:
-                    pair = pairs.get(seq)
-                    if pair is None:
-                        digest = self.digest_after(row) if after is NOT_COMPUTED else after
-                        pair = pairs[seq] = (NOT_COMPUTED, digest)
-                    self._screened_in(active.screens, row, pair)
+        self._pair_in_order(window, known, actives)
+        pairs, found = window.pairs, window.found
+        for seq in sorted(pairs):
+            row = found.get(seq)
+            if row is not None:
+                for active in actives:
+                    if active.screens and active.match(row) is not False:
+                        self._screened_in(active.screens, row, pairs[seq])
 
     # -- for front ends: the condition context, reconciles, find ---------------------------------
 
+    SCREEN_HELPER_MIN_SPAN: ClassVar[int] = 100_000
+    """Operations a screened run must have left after its first window to start a helper process."""
     RECONCILE_GAP: ClassVar[int] = 1000
     """Operations in a row without one of a reconcile's own that end it (see `reconcile_span`)."""
     _reconcile_spans: OrderedDict[int, tuple[int, int]] | None = None

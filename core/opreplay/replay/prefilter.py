@@ -180,14 +180,15 @@ class BodyScreen:
     agrees with the condition language's `==` (Python's).
     """
 
-    __slots__ = ("_escapes", "_key", "_seen", "_value", "root")
+    __slots__ = ("_escapes", "_quoted_key", "_seen", "key", "root", "value")
 
     def __init__(self, equality: FieldEquality) -> None:
         self.root = equality.root
-        self._key = b'"' + equality.key.encode() + b'"'
+        self.key = equality.key
+        self.value = equality.value
+        self._quoted_key = b'"' + equality.key.encode() + b'"'
         hexes = "|".join(sorted({f"{ord(c):02x}" for c in equality.key}))
         self._escapes = re.compile(rb"\\u00(?:" + hexes.encode() + rb")", re.IGNORECASE)
-        self._value = equality.value
         self._seen = TwoGenerationCache(_SCREEN_MEMO)  # digest -> admitted
 
     @staticmethod
@@ -208,8 +209,16 @@ class BodyScreen:
             self._seen.put(digest, found)
         return found
 
+    def decided(self, digest: bytes) -> bool:
+        """Whether `admits(digest, ...)` is answered from memory."""
+        return self._seen.get(digest) is not None
+
+    def remember(self, results: dict[bytes, bool]) -> None:
+        """Answers worked out elsewhere (`replay.screening`), kept as `admits` keeps its own."""
+        self._seen.put_many(results)
+
     def admits_text(self, body: bytes) -> bool:
-        key, value = self._key, self._value
+        key, value = self._quoted_key, self.value
         start = body.find(key)
         if start < 0:
             return self._escaped(body)

@@ -129,9 +129,14 @@ def _check_schema_version(label: str, value: str | None) -> None:
 class Store(ReplayQueries):
     """A recording database: sessions, operations, bodies, checkpoints."""
 
-    def __init__(self, database: peewee.Database, label: str, *, writable: bool) -> None:
+    def __init__(
+        self, database: peewee.Database, label: str, *, writable: bool, target: str | None = None
+    ) -> None:
         self.db = database
         self.label = label
+        self.target = target
+        """What `Store.open` was given (None for a store made otherwise): another process opens
+        the same database with it. Unlike `label`, a URL keeps its password."""
         self.writable = writable
         self.has_reconciles = False
         """Whether the file has the reconciles table (older recordings do not)."""
@@ -200,7 +205,8 @@ class Store(ReplayQueries):
         if not new:
             _check_sqlite_contents(path, create=create)
         database = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=30, check_same_thread=False)
-        store = cls(database, str(path), writable=create)
+        reopen = None if str(path) == ":memory:" else str(path)
+        store = cls(database, str(path), writable=create, target=reopen)
         try:
             store._connect()
         except BaseException:
@@ -215,7 +221,7 @@ class Store(ReplayQueries):
             database = connect_url(url)
         except Exception as error:  # bad scheme, missing driver: both are the user's to fix
             raise StoreError(f"{label}: cannot open ({error})") from None
-        store = cls(database, label, writable=create)
+        store = cls(database, label, writable=create, target=url)
         store._connect()
         return store
 

@@ -416,6 +416,17 @@ class _BulkRows:
             del self.seqs[: _BULK_KEPT // 2], self.rows[: _BULK_KEPT // 2]
 
 
+def _admits_any(pairs: dict[int, DigestPair], screens: list[BodyScreen]) -> bool:
+    """Whether a screen admits, or has yet to read, one of the (old, obj) digests: where none does,
+    no screened breakpoint can hit (an absent object has no field equal to a literal)."""
+    for before, after in pairs.values():
+        for screen in screens:
+            digest = after if screen.root == "obj" else before
+            if digest is NOT_COMPUTED or (digest is not None and screen.answer(digest) is not False):
+                return True
+    return False
+
+
 @dataclass(slots=True)
 class _CandidateWindow:
     """A window of a run over candidates, read and paired, waiting to be evaluated."""
@@ -425,6 +436,8 @@ class _CandidateWindow:
     """seqs in the order of evaluation"""
     found: dict[int, Row | None]
     pairs: dict[int, DigestPair]
+    paired: bool = False
+    """whether `pairs` has every operation a breakpoint matches (`_pair_in_order`)"""
 
 
 class _KnownObjects:
@@ -1488,6 +1501,7 @@ class ReplayEngine:
         all_screens = [screen for active in screens for screen in active.screens]
         roots = {screen.root for screen in all_screens}
         screened = len(screens) == len(actives)  # nothing is evaluated without its screens passing
+        screened_by = all_screens if screened else None
         covered = _covered_ids(filters) if read_obj and not folding else None
         known = _KnownObjects(self, covered) if covered and not reverse else None
         # folding and reading bodies read many: fewer, larger windows (and fewer delta chains to walk)
@@ -1542,14 +1556,14 @@ class ReplayEngine:
                     window_known = _KnownObjects(self, covered) if covered else None  # rows before it: unread
                     self._screen_in_order(window, screens, window_known)
             if in_flight is not None:
-                stopped = self._evaluate_window(in_flight, actives, logs, reverse)
+                stopped = self._evaluate_window(in_flight, actives, logs, reverse, screened_by)
                 if stopped is not None:
                     return stopped
                 in_flight = None
             if helper is not None and helper.busy:
                 in_flight = window
             else:
-                stopped = self._evaluate_window(window, actives, logs, reverse)
+                stopped = self._evaluate_window(window, actives, logs, reverse, screened_by)
                 if stopped is not None:
                     return stopped
             cursor = bound - 1 if reverse else bound + 1
@@ -1561,14 +1575,23 @@ class ReplayEngine:
         if in_flight is not None:
             if helper is not None:
                 helper.collect()
-            stopped = self._evaluate_window(in_flight, actives, logs, reverse)
+            stopped = self._evaluate_window(in_flight, actives, logs, reverse, screened_by)
             if stopped is not None:
                 return stopped
         return self._end(reverse, logs)
 
     def _evaluate_window(
-        self, window: _CandidateWindow, actives: list[_Active], logs: list[LogMessage], reverse: bool
+        self,
+        window: _CandidateWindow,
+        actives: list[_Active],
+        logs: list[LogMessage],
+        reverse: bool,
+        screens: list[BodyScreen] | None = None,
     ) -> Stop | None:
+        """Evaluate a window's operations in order; `screens`: those of every breakpoint, when each
+        has some (a window where none admits any body holds no hit, and is passed over)."""
+        if screens and window.paired and not _admits_any(window.pairs, screens):
+            return None
         pairs, found = window.pairs, window.found
         for seq in window.ordered:
             candidate = found[seq]
@@ -1587,7 +1610,7 @@ class ReplayEngine:
             pair = pairs[seq]
             for screen in screens:
                 digest = pair[1] if screen.root == "obj" else pair[0]
-                if isinstance(digest, bytes) and digest not in wanted and not screen.decided(digest):
+                if isinstance(digest, bytes) and digest not in wanted and screen.answer(digest) is None:
                     wanted[digest] = None
         digests = list(wanted)
         size = max(1, min(MAX_DIGESTS, _SCREEN_ANSWER_BYTES // len(screens)))
@@ -1651,9 +1674,11 @@ class ReplayEngine:
         `actives` is None), in seq order: `obj` from `known` when given (it must see every
         operation), else probed, like `old`, for the screens' `roots`. Kept in `window.pairs`."""
         pairs, found = window.pairs, window.found
+        window.paired = True
         for seq in sorted(window.ordered):
             candidate = found[seq]
             if candidate is None and known is None:
+                window.paired = False
                 continue
             row = candidate if candidate is not None else self._window.row(seq)
             after = known.after(row) if known is not None else NOT_COMPUTED

@@ -209,9 +209,10 @@ class BodyScreen:
             self._seen.put(digest, found)
         return found
 
-    def decided(self, digest: bytes) -> bool:
-        """Whether `admits(digest, ...)` is answered from memory."""
-        return self._seen.get(digest) is not None
+    def answer(self, digest: bytes) -> bool | None:
+        """What `admits(digest, ...)` answers from memory; None when it would read the body."""
+        found: bool | None = self._seen.get(digest)
+        return found
 
     def remember(self, results: dict[bytes, bool]) -> None:
         """Answers worked out elsewhere (`replay.screening`), kept as `admits` keeps its own."""

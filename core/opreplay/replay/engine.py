@@ -1603,11 +1603,22 @@ class ReplayEngine:
 
     @staticmethod
     def _unscreened(window: _CandidateWindow, screens: list[BodyScreen]) -> list[list[bytes]]:
-        """The window's body digests some screen has not answered yet, in seq order, in requests."""
+        """The window's body digests some screen has not answered yet, in seq order, in requests.
+
+        With them, the response of a delete: the version the object's next one (after a create)
+        is a delta of, which the helper would otherwise decode from the bottom of its chain.
+        """
         wanted: dict[bytes, None] = {}
-        pairs = window.pairs
-        for seq in sorted(pairs):
-            pair = pairs[seq]
+        pairs, found = window.pairs, window.found
+        for seq in sorted(found):
+            row = found[seq]
+            if row is not None and (row[ROW_VERB] == "delete" or row[ROW_EVENT] == "DELETED"):
+                response = row[ROW_RESPONSE]
+                if response is not None and row[ROW_STATUS] < 400 and response not in wanted:
+                    wanted[response] = None
+            pair = pairs.get(seq)
+            if pair is None:
+                continue
             for screen in screens:
                 digest = pair[1] if screen.root == "obj" else pair[0]
                 if isinstance(digest, bytes) and digest not in wanted and screen.answer(digest) is None:

@@ -744,3 +744,41 @@ def test_a_helper_that_cannot_open_the_store_is_not_used(tmp_path: Path) -> None
         time.sleep(0.05)
     assert not helper.submit([BodyScreen(FieldEquality("obj", "replicas", 3))], [b"\x00" * 16])
     helper.close()
+
+
+# -- runs that count hits from the indexes' seqs -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "breakpoints",
+    [
+        [ErrorBreakpoint("conflict", hit_condition="% 25")],  # runs pass many hits: windows fill up
+        [ErrorBreakpoint("not-found", hit_condition="% 3"), SelectorBreakpoint("Deployment/default/*")],
+        [SelectorBreakpoint("Pod/*/*", hit_condition=">= 4"), ErrorBreakpoint("server-error")],
+        [
+            ErrorBreakpoint("conflict", hit_condition="== 7"),
+            SelectorBreakpoint("Deployment/*/web", hit_condition="% 30"),
+        ],
+    ],
+    ids=[
+        "every-25th-conflict",
+        "not-found-and-selector",
+        "selector-and-server-error",
+        "7th-conflict-and-selector",
+    ],
+)
+def test_runs_that_count_hits_from_the_indexes_stop_where_evaluated_runs_stop(
+    breakpoints: list[Breakpoint],
+) -> None:
+    session = _random_session(random.Random(21), 3000)
+    with _saved(session) as path, small_batches(16):
+        with ReplayEngine.open(path) as engine:
+            counted = run_both_ways(engine, breakpoints)
+            assert engine._actives and all(active.counted for active in engine._actives.values())
+        with (
+            mock.patch.object(engine_module._Active, "counted", property(lambda self: False)),
+            ReplayEngine.open(path) as engine,
+        ):
+            evaluated = run_both_ways(engine, breakpoints)
+    assert counted == evaluated
+    assert len(counted) > 10

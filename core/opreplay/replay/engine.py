@@ -610,6 +610,20 @@ class _Active:
         """Its candidates come from the prefilter's `fold_ids`, folded to know their `obj` and `old`."""
         self.screens: tuple[BodyScreen, ...] = ()
         """Field equalities its conditions imply, checked on the bodies' text before evaluating."""
+        self.exact = False
+        """Its one filter returns exactly the operations `match` accepts, and `match` says True."""
+
+    @property
+    def counted(self) -> bool:
+        """Whether a run can count its hits from the seqs its index filter returns (`_count_hits`)."""
+        single = self.filters is not None and len(self.filters) == 1
+        return (
+            self.exact
+            and single
+            and not self.conditions
+            and self.template is None
+            and self.seq_source is None
+        )
 
     @property
     def names(self) -> set[str]:
@@ -1129,6 +1143,7 @@ class ReplayEngine:
             active.verified = False
         active.filters = [_SqlFilter(object_ids=ids)] if len(ids) <= _MAX_SELECTOR_IDS else None
         active.match = lambda row: row[ROW_OBJECT] in ids
+        active.exact = active.filters is not None
 
     def _compile_error(self, active: _Active, definition: ErrorBreakpoint) -> None:
         filter_id = definition.filter_id
@@ -1149,12 +1164,14 @@ class ReplayEngine:
                 FORBIDDEN: frozenset({401, 403}),
             }[filter_id]
             active.filters = [_SqlFilter(statuses=codes)]
+            active.exact = True
 
             def match(row: Row) -> bool:
                 return bool(row[ROW_STATUS] in codes)
         elif filter_id == SERVER_ERROR:
             statuses = frozenset(s for s in self._distinct_statuses() if s >= 500)
             active.filters = [_SqlFilter(statuses=statuses)]
+            active.exact = True
 
             def match(row: Row) -> bool:
                 return bool(row[ROW_STATUS] >= 500)
@@ -1246,6 +1263,8 @@ class ReplayEngine:
         with gc_paused():
             if any(a.filters is None for a in actives):
                 return self._scan(actives, reverse, progress, cancel)
+            if all(a.counted for a in actives):
+                return self._count_hits(actives, reverse, progress, cancel)
             return self._candidates(actives, reverse, progress, cancel)
 
     def _evaluate(
@@ -1513,12 +1532,7 @@ class ReplayEngine:
             if cancel is not None and cancel.is_set():
                 resume = in_flight.start if in_flight is not None else cursor
                 return self._paused(resume + 1 if reverse else resume - 1, reverse, logs)
-            if reverse:
-                low, high = max(1, cursor - width + 1), cursor + 1
-                bound = low
-            else:
-                low, high = cursor, min(self.total + 1, cursor + width)
-                bound = high - 1
+            low, high, bound = self._window_bounds(cursor, width, reverse)
             first_window = width == 4096
             width = min(width * 4, _CANDIDATE_WINDOW)
             found: dict[int, Row | None] = {}
@@ -1579,6 +1593,65 @@ class ReplayEngine:
             if stopped is not None:
                 return stopped
         return self._end(reverse, logs)
+
+    def _window_bounds(self, cursor: int, width: int, reverse: bool) -> tuple[int, int, int]:
+        """(low, high, bound) of a run's next window from `cursor`: seqs in [low, high), evaluated up
+        to `bound` (lowered, or raised backwards, to the last row of a query that hit its limit)."""
+        if reverse:
+            low = max(1, cursor - width + 1)
+            return low, cursor + 1, low
+        high = min(self.total + 1, cursor + width)
+        return cursor, high, high - 1
+
+    def _count_hits(
+        self,
+        actives: list[_Active],
+        reverse: bool,
+        progress: Callable[[float], None] | None,
+        cancel: CancelToken | None,
+    ) -> Stop:
+        """A run whose breakpoints are all `counted`: each hit is a seq its filter's index returns,
+        so the run reads seqs alone, counts, and reads the one row it stops at."""
+        origin = self._position
+        span = (origin - 1) if reverse else (self.total - origin)
+        cursor = origin - 1 if reverse else origin + 1
+        width = 4096
+        while 1 <= cursor <= self.total:
+            if cancel is not None and cancel.is_set():
+                return self._paused(cursor + 1 if reverse else cursor - 1, reverse, [])
+            low, high, bound = self._window_bounds(cursor, width, reverse)
+            width = min(width * 4, _CANDIDATE_WINDOW)
+            hit_by: dict[int, list[_Active]] = {}
+            for active in actives:  # in id order, as `_evaluate` takes them
+                sql_filter = active.filters[0] if active.filters else _SqlFilter()
+                rows = self.store.find_operation_rows(
+                    self.session,
+                    low,
+                    high,
+                    reverse=reverse,
+                    limit=_SCAN_BATCH,
+                    seq_only=True,
+                    **sql_filter.kwargs(),
+                )
+                if len(rows) == _SCAN_BATCH:
+                    bound = max(bound, rows[-1][0]) if reverse else min(bound, rows[-1][0])
+                for (seq,) in rows:
+                    hit_by.setdefault(seq, []).append(active)
+            for seq in sorted(
+                (s for s in hit_by if (s >= bound if reverse else s <= bound)), reverse=reverse
+            ):
+                stopping: list[tuple[_Active, bool | str]] = []
+                for active in hit_by[seq]:
+                    active.hits += 1
+                    if active.hit is None or active.hit(active.hits):
+                        stopping.append((active, True))
+                if stopping:
+                    return self._stopped(self._window.row(seq), stopping, reverse, [])
+            cursor = bound - 1 if reverse else bound + 1
+            if progress is not None:
+                done = (origin - cursor) if reverse else (cursor - origin)
+                progress(min(1.0, done / max(1, span)))
+        return self._end(reverse, [])
 
     def _evaluate_window(
         self,

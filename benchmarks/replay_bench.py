@@ -187,13 +187,18 @@ def child_field_condition(path: Path) -> dict[str, Any]:
     # backwards, each batch starts from the state before it: checkpoints (built once, apart)
     build = _warm_checkpoints(engine)
     backwards = _run_through(engine, ConditionBreakpoint(FIELD_CONDITION), reverse=True)
+    helper = engine.screen_helper
+    screened = helper.answered if helper is not None else 0
+    engine.close()  # and its helper process, whose peak memory is then known
     return {
         "condition": FIELD_CONDITION,
         "forwards_s": forwards["seconds"],
         "backwards_s": backwards["seconds"],
         "checkpoints_in_memory_s": round(build, 2),
         "stops": [forwards["stop"], backwards["stop"]],
+        "bodies_screened_by_helper": screened,
         "peak_rss_mb": _peak_rss_mb(),
+        "helper_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
     }
 
 

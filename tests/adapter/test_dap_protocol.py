@@ -215,3 +215,51 @@ def test_log_has_one_json_line_per_message(tmp_path: Path) -> None:
     assert records[1]["message"] == {"seq": 1, "type": "request", "command": "threads"}
     assert records[2]["level"] == "error" and records[2]["text"].startswith("Traceback")
     assert all(r["time"].endswith("+00:00") for r in records)
+
+
+class Writes(io.RawIOBase):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+
+def test_a_batch_goes_out_in_one_write_in_order_whoever_sends() -> None:
+    out = Writes()
+    writer = MessageWriter(out)
+    writer.send({"type": "event", "event": "before"})
+    with writer.batched():
+        writer.send({"type": "response", "request_seq": 1, "success": True, "command": "next"})
+        other = threading.Thread(
+            target=writer.send, args=({"type": "event", "event": "from another thread"},)
+        )
+        other.start()
+        other.join()
+        with writer.batched():  # nested: the outer batch writes
+            writer.send({"type": "event", "event": "stopped"})
+        assert len(out.chunks) == 1
+    writer.send({"type": "event", "event": "after"})
+    assert len(out.chunks) == 3
+    batch = read_all(out.chunks[1])
+    assert [m["seq"] for m in batch] == [2, 3, 4]
+    assert [m.get("event", m.get("command")) for m in batch] == ["next", "from another thread", "stopped"]
+    assert [m["seq"] for m in read_all(b"".join(out.chunks))] == [1, 2, 3, 4, 5]
+
+
+def test_a_batch_that_cannot_be_written_closes_the_writer() -> None:
+    class Broken(Writes):
+        def write(self, data: Any) -> int:
+            raise BrokenPipeError("the client went away")
+
+    writer = MessageWriter(Broken())
+    with pytest.raises(ConnectionClosed), writer.batched():
+        writer.send({"type": "event", "event": "stopped"})
+    with pytest.raises(ConnectionClosed):
+        writer.send({"type": "event", "event": "more"})

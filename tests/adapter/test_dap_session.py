@@ -14,6 +14,7 @@ from dapclient import InProcess
 
 from opreplay.errors import SessionNotFound
 from opreplay_adapter.dap.dispatch import ErrorKind, Request, handler_options
+from opreplay_adapter.dap.protocol import MessageWriter
 from opreplay_adapter.dap.recording import Recording
 from opreplay_adapter.dap.session import DebugSession
 
@@ -84,6 +85,13 @@ class Scripted(DebugSession):
     @handler_options(quick=True)
     def quickRecord_request(self, request: Request) -> None:
         self.ran.append(request.arguments.get("name", ""))
+
+    @handler_options(quick=True)
+    def quickAnnounce_request(self, request: Request) -> None:
+        request.then(lambda: self.send_event("stopped", {"reason": "step", "threadId": 1}))
+
+    def announce_request(self, request: Request) -> None:
+        request.then(lambda: self.send_event("stopped", {"reason": "step", "threadId": 1}))
 
     def boom_request(self, request: Request) -> None:
         raise ValueError("boom\nsecond line")
@@ -374,3 +382,27 @@ def test_log_file_records_every_message_in_and_out(in_process: Start) -> None:
         "level": "info",
         "text": "connection ended: disconnect",
     }
+
+
+def test_a_quick_requests_answer_and_its_events_go_out_in_one_write(
+    in_process: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client waiting for a step's `stopped` after its response then wakes once, not twice; a
+    request that is not quick (continue, whose `then` runs a scan) is answered before its events."""
+    writes: list[bytes] = []
+    write_all = MessageWriter._write_all
+
+    def recorded(self: MessageWriter, data: bytes) -> None:
+        writes.append(data)
+        write_all(self, data)
+
+    monkeypatch.setattr(MessageWriter, "_write_all", recorded)
+    item = in_process(Scripted)
+    for command in ("quickAnnounce", "announce"):
+        writes.clear()
+        response = item.client.request(command)
+        assert response["success"]
+        item.client.wait_event("stopped", after=response["seq"])
+        together = [chunk for chunk in writes if b'"event":"stopped"' in chunk]
+        assert len(together) == 1
+        assert (b'"command":"%s"' % command.encode() in together[0]) == (command == "quickAnnounce")

@@ -40,6 +40,7 @@ of its progress still reach it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -461,19 +462,22 @@ class Dispatcher:
             with self._lock:
                 if self._pending.get(job.seq) is job:
                     del self._pending[job.seq]
-        try:
-            self._writer.send(response)
-        except (TypeError, ValueError, RecursionError) as error:  # a body that cannot be sent
-            self._writer.send(self._internal_error(job.seq, name, error))
-            return
-        if request is not None and response["success"]:
-            for action in request._after:
-                try:
-                    action()
-                except ConnectionClosed:
-                    raise
-                except Exception:
-                    self._note("error", f"after the response to {name!r}:\n{traceback.format_exc()}")
+        # a quick request's response and the events after it (a step's `stopped`) go out together
+        quick = job.spec is not None and job.spec.quick
+        with self._writer.batched() if quick else contextlib.nullcontext():
+            try:
+                self._writer.send(response)
+            except (TypeError, ValueError, RecursionError) as error:  # a body that cannot be sent
+                self._writer.send(self._internal_error(job.seq, name, error))
+                return
+            if request is not None and response["success"]:
+                for action in request._after:
+                    try:
+                        action()
+                    except ConnectionClosed:
+                        raise
+                    except Exception:
+                        self._note("error", f"after the response to {name!r}:\n{traceback.format_exc()}")
 
     def _admit(self, job: _Job) -> tuple[Request, Handler]:
         """The checks every request passes before its handler runs, in order."""

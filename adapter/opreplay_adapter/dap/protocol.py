@@ -26,7 +26,7 @@ import json
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -257,6 +257,7 @@ class MessageWriter:
     `send` assigns the next `seq` only once the message has been encoded, so a handler that
     returns something unserialisable raises here without leaving a gap in the numbering.
     Any OSError (broken pipe, reset socket) marks the writer closed and raises `ConnectionClosed`.
+    Inside `batched()` messages (from any thread) are held and written together, in order.
     """
 
     def __init__(self, stream: WritableStream, *, log: MessageLog | None = None) -> None:
@@ -265,6 +266,29 @@ class MessageWriter:
         self._lock = threading.Lock()
         self._next_seq = 1
         self._closed = False
+        self._held: list[bytes] | None = None
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Write what is sent inside in one go: a step's response and its `stopped` event reach a
+        client that waits for the event in one read (a wake-up fewer, about half a millisecond)."""
+        with self._lock:
+            if self._held is not None:  # already batching: the outer batch writes
+                nested = True
+            else:
+                nested, self._held = False, []
+        try:
+            yield
+        finally:
+            if not nested:
+                with self._lock:
+                    held, self._held = self._held, None
+                    if held and not self._closed:
+                        try:
+                            self._write_all(b"".join(held))
+                        except OSError as error:
+                            self._closed = True
+                            raise ConnectionClosed(str(error)) from error
 
     def send(self, message: dict[str, Any]) -> dict[str, Any]:
         """Write `message` (without `seq`) and return it as sent, `seq` included."""
@@ -273,11 +297,14 @@ class MessageWriter:
                 raise ConnectionClosed("the connection is closed")
             full = {"seq": self._next_seq, **message}
             data = encode(full)
-            try:
-                self._write_all(data)
-            except OSError as error:
-                self._closed = True
-                raise ConnectionClosed(str(error)) from error
+            if self._held is not None:
+                self._held.append(data)
+            else:
+                try:
+                    self._write_all(data)
+                except OSError as error:
+                    self._closed = True
+                    raise ConnectionClosed(str(error)) from error
             self._next_seq += 1
         if self._log is not None:
             self._log.message("out", full)

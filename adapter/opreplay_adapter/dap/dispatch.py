@@ -23,7 +23,8 @@ a worker costs a thread wake-up, which on a virtual machine is a good part of th
 worker (the thread that calls `serve`) executes every request, one at a time, in arrival order,
 which keeps handler state single-threaded and responses ordered, and it reads the input itself
 while it is idle. Handlers marked `quick` (bounded work: a step, a stack, a variables page) run
-right after being read. Before anything else runs, the worker starts a watcher thread that takes
+right after being read, and their response and the events their `then` actions send go out in one
+write (`MessageWriter.batched`): a client waiting for a step's `stopped` wakes once. Before anything else runs, the worker starts a watcher thread that takes
 over the input for as long as the request runs: it queues what arrives and answers the `immediate`
 handlers (`cancel`, `pause`) at once, which must only touch thread-safe state (tokens). Only one
 thread reads at a time: the watcher hands the input back once it has read a message while the

@@ -246,6 +246,7 @@ def test_demo_session_has_the_loop_the_storm_and_the_slow_call(demo: tuple[Path,
     access = result.access
     assert access.hot_objects[0].object == webapp
     assert access.hot_objects[0].operations == 30 * 3 and access.hot_objects[0].writes == 30
+    assert all(hot.operations >= 2 for hot in access.hot_objects)  # once is not hot
     (restart,) = access.watch_restarts
     assert (restart.kind, restart.watches, restart.restarts) == ("WebApp", 2, 1)
     assert restart.sample_seqs == (marks["restart"],)

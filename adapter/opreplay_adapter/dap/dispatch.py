@@ -24,19 +24,20 @@ worker (the thread that calls `serve`) executes every request, one at a time, in
 which keeps handler state single-threaded and responses ordered, and it reads the input itself
 while it is idle. Handlers marked `quick` (bounded work: a step, a stack, a variables page) run
 right after being read, and their response and the events their `then` actions send go out in one
-write (`MessageWriter.batched`): a client waiting for a step's `stopped` wakes once. Before anything else runs, the worker starts a watcher thread that takes
-over the input for as long as the request runs: it queues what arrives and answers the `immediate`
-handlers (`cancel`, `pause`) at once, which must only touch thread-safe state (tokens). Only one
-thread reads at a time: the watcher hands the input back once it has read a message while the
-worker is idle. Every request gets a `CancellationToken` on arrival; `cancel` fires it by request
-id or by the id of a progress the request reported, and a queued request whose token fired is
-answered `cancelled` without running. Handlers marked `scan` (continue, reverseContinue: anything
-that may run long) are stopped by `pause` and cancelled, running or queued, when a request marked
-`preempts` (`disconnect`, `terminate`) arrives or the input ends: a scan never delays the end of a
-session, while quick requests already queued are still answered normally. A scan may also answer
-first and run in a `then` action (as `continue` must, so that the client shows the thread running
-and offers pause): its token stays live, and `pause`, preempting requests and a `cancel` by the id
-of its progress still reach it.
+write (`MessageWriter.batched`): a client waiting for a step's `stopped` wakes once. Before
+anything else runs, the worker starts a watcher thread that takes over the input for as long as
+the request runs: it queues what arrives and answers the `immediate` handlers (`cancel`,
+`pause`) at once, which must only touch thread-safe state (tokens). Only one thread reads at a time:
+the watcher hands the input back once it has read a message while the worker is idle. Every request
+gets a `CancellationToken` on arrival; `cancel` fires it by request id or by the id of a progress
+the request reported, and a queued request whose token fired is answered `cancelled` without
+running. Handlers marked `scan` (continue, reverseContinue: anything that may run long) are stopped
+by `pause` and cancelled, running or queued, when a request marked `preempts` (`disconnect`,
+`terminate`) arrives or the input ends: a scan never delays the end of a session, while quick
+requests already queued are still answered normally. A scan may also answer first and run in a
+`then` action (as `continue` must, so that the client shows the thread running and offers pause):
+its token stays live, and `pause`, preempting requests and a `cancel` by the id of its progress
+still reach it.
 """
 
 from __future__ import annotations

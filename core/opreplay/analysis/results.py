@@ -204,6 +204,8 @@ class ErrorReport:
 
 @dataclass(frozen=True, slots=True)
 class HotObject:
+    """An object with the most operations (two at least), and how many of them wrote it."""
+
     object: ObjectRef
     operations: int
     writes: int

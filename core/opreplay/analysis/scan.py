@@ -373,7 +373,9 @@ class _Scan:
         )
 
     def _access(self, by_kind_verb: dict[tuple[str, str], int]) -> AccessReport:
-        hottest = heapq.nlargest(self.top, self.objects.items(), key=lambda item: item[1])
+        # an object touched once is not hot (and would fill the list with one-off discovery calls)
+        repeated = ((key, count) for key, count in self.objects.items() if count > 1)
+        hottest = heapq.nlargest(self.top, repeated, key=lambda item: item[1])
         hot_objects = tuple(
             HotObject(object=ObjectRef(*self.names[key]), operations=count, writes=self.loops.writes_of(key))
             for key, count in hottest

@@ -14,7 +14,9 @@ What is measured, on a long recording (1,000,000 operations by default, made onc
   (`polling_client`). The targets are judged on the blocking client, which is what VS Code's
   event loop is; the polling one shows how much of each round trip is the client's own wake-ups
   (on a virtual machine whose other CPU is idle, a thread woken from a blocking read can wait a
-  good part of a millisecond for it), which no adapter can remove.
+  good part of a millisecond for it), which no adapter can remove;
+- a long scan: `continue` from the first operation with a function breakpoint on the replay
+  benchmark's field condition, which never holds (`continue_with_field_condition`).
 
 The same client then steps a small Python program under debugpy (`python -m debugpy --listen
 --wait-for-client`, attached over TCP) with the same five requests (`variables` of the Locals
@@ -171,6 +173,10 @@ class Client:
                 self.events.append(message)
 
 
+FIELD_CONDITION = 'kind == "Deployment" and obj.spec.replicas == 99'
+"""The replay benchmark's field condition: never true, so `continue` scans to the end."""
+
+
 def step_round_trip(client: Client, command: str, thread_id: int, scope: str) -> float:
     """One F10 as VS Code does it; seconds."""
     started = time.perf_counter()
@@ -232,6 +238,15 @@ def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
         client.poll = 0.005
         polled = [step_round_trip(client, "next", thread_id, "Object") for _ in range(steps)]
         polled_back = [step_round_trip(client, "stepBack", thread_id, "Object") for _ in range(steps)]
+        # a long scan: continue over the whole session with a field condition that never holds
+        client.poll = 0.0
+        client.request("setFunctionBreakpoints", {"breakpoints": [{"name": FIELD_CONDITION}]})
+        client.request("goto", {"threadId": thread_id, "targetId": 1})
+        client.event("stopped")
+        scan_started = time.perf_counter()
+        client.request("continue", {"threadId": thread_id})
+        end = client.event("stopped")
+        scan_s = time.perf_counter() - scan_started
         client.request("disconnect")
         process.wait(timeout=10)
     finally:
@@ -246,6 +261,11 @@ def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
         "f10": summary(forward),
         "step_back": summary(backward),
         "polling_client": {"f10": summary(polled), "step_back": summary(polled_back)},
+        "continue_with_field_condition": {
+            "condition": FIELD_CONDITION,
+            "seconds": round(scan_s, 2),
+            "stopped": end["body"].get("description"),
+        },
     }
 
 

@@ -427,6 +427,64 @@ def _admits_any(pairs: dict[int, DigestPair], screens: list[BodyScreen]) -> bool
     return False
 
 
+class _Sweep:
+    """The windows a run over index candidates reads, from the operation after the cursor to an end.
+
+    A window starts 4,096 operations wide and grows fourfold up to `_CANDIDATE_WINDOW`, so that a
+    stop nearby is found without reading a wide window. A query that returns its `limit` of rows
+    cuts the window at its last row (`clip`): the operations after it were not all read.
+    """
+
+    __slots__ = ("cursor", "origin", "reverse", "span", "total", "width")
+
+    def __init__(self, origin: int, total: int, reverse: bool) -> None:
+        self.origin, self.total, self.reverse = origin, total, reverse
+        self.span = (origin - 1) if reverse else (total - origin)
+        self.cursor = origin - 1 if reverse else origin + 1
+        """the first seq of the next window (its last, backwards)"""
+        self.width = 4096
+
+    @property
+    def running(self) -> bool:
+        return 1 <= self.cursor <= self.total
+
+    @property
+    def first(self) -> bool:
+        return self.width == 4096
+
+    @property
+    def remaining(self) -> int:
+        return self.span - abs(self.cursor - self.origin)
+
+    def window(self) -> tuple[int, int, int]:
+        """(low, high, bound) of the next window: seqs in [low, high), complete up to `bound`."""
+        cursor, width = self.cursor, self.width
+        if self.reverse:
+            low = max(1, cursor - width + 1)
+            return low, cursor + 1, low
+        high = min(self.total + 1, cursor + width)
+        return cursor, high, high - 1
+
+    def clip(self, bound: int, rows: Sequence[Row], limit: int) -> int:
+        """`bound` cut at the last of `rows` when the query returned its limit."""
+        if len(rows) < limit:
+            return bound
+        last: int = rows[-1][ROW_SEQ]
+        return max(bound, last) if self.reverse else min(bound, last)
+
+    def advance(self, bound: int, progress: Callable[[float], None] | None) -> None:
+        """Past a window evaluated up to `bound`; reports the fraction of the run done."""
+        self.cursor = bound - 1 if self.reverse else bound + 1
+        self.width = min(self.width * 4, _CANDIDATE_WINDOW)
+        if progress is not None:
+            done = (self.origin - self.cursor) if self.reverse else (self.cursor - self.origin)
+            progress(min(1.0, done / max(1, self.span)))
+
+    def resume(self, start: int) -> int:
+        """Where a run cancelled before the window starting at `start` got to."""
+        return start + 1 if self.reverse else start - 1
+
+
 @dataclass(slots=True)
 class _CandidateWindow:
     """A window of a run over candidates, read and paired, waiting to be evaluated."""
@@ -1505,8 +1563,7 @@ class ReplayEngine:
                     filters.append(sql_filter)
         sources = [active.seq_source for active in actives if active.seq_source is not None]
         origin = self._position
-        span = (origin - 1) if reverse else (self.total - origin)
-        cursor = origin - 1 if reverse else origin + 1
+        sweep = _Sweep(origin, self.total, reverse)
         # condition breakpoints that read obj/old: their candidates and the operations that decide
         # those objects' state come from `fold_ids`, folded in seq order into a state that is exact
         # for the candidates' objects (see `replay.prefilter`)
@@ -1525,24 +1582,20 @@ class ReplayEngine:
         known = _KnownObjects(self, covered) if covered and not reverse else None
         # folding and reading bodies read many: fewer, larger windows (and fewer delta chains to walk)
         limit = _SCAN_BATCH if folding or read_obj or read_old else _CANDIDATES
-        width = 4096  # grows: a stop nearby is found without reading a wide window
         helper = self.screen_helper if screened and all_screens else None
         in_flight: _CandidateWindow | None = None  # screened by the helper, evaluated next
-        while 1 <= cursor <= self.total:
+        while sweep.running:
+            cursor = sweep.cursor
             if cancel is not None and cancel.is_set():
-                resume = in_flight.start if in_flight is not None else cursor
-                return self._paused(resume + 1 if reverse else resume - 1, reverse, logs)
-            low, high, bound = self._window_bounds(cursor, width, reverse)
-            first_window = width == 4096
-            width = min(width * 4, _CANDIDATE_WINDOW)
+                return self._paused(sweep.resume(in_flight.start if in_flight else cursor), reverse, logs)
+            low, high, bound = sweep.window()
+            first_window = sweep.first
             found: dict[int, Row | None] = {}
             for sql_filter in filters:
                 rows = self.store.find_operation_rows(
                     self.session, low, high, reverse=reverse, limit=limit, **sql_filter.kwargs()
                 )
-                if len(rows) == limit:
-                    last = rows[-1][ROW_SEQ]
-                    bound = max(bound, last) if reverse else min(bound, last)
+                bound = sweep.clip(bound, rows, limit)
                 for row in rows:
                     found[row[ROW_SEQ]] = row
             for source in sources:
@@ -1553,11 +1606,12 @@ class ReplayEngine:
                 found, ordered, reverse, partial, fold_ids, exact_ids, folding, read_old, read_obj
             )
             window = _CandidateWindow(cursor, ordered, found, pairs)
-            if known is not None:
+            helped = helper is not None and helper.ready and not helper.failed
+            if known is not None:  # forwards: every operation paired
                 self._pair_in_order(window, known, None)
-            if helper is not None and helper.ready and not helper.failed:
-                window_known = _KnownObjects(self, covered) if reverse and covered else None
-                self._pair_in_order(window, window_known, actives, roots)
+            elif helped:  # backwards, each window's own known objects (those before it are unread)
+                self._pair_in_order(window, _KnownObjects(self, covered) if covered else None, actives, roots)
+            if helper is not None and helped:
                 helper.collect()
                 for chunk in self._unscreened(window, all_screens):
                     helper.submit(all_screens, chunk)
@@ -1580,12 +1634,9 @@ class ReplayEngine:
                 stopped = self._evaluate_window(window, actives, logs, reverse, screened_by)
                 if stopped is not None:
                     return stopped
-            cursor = bound - 1 if reverse else bound + 1
-            if progress is not None:
-                done = (origin - cursor) if reverse else (cursor - origin)
-                progress(min(1.0, done / max(1, span)))
+            sweep.advance(bound, progress)
             if helper is None and first_window and screened and all_screens:
-                helper = self._start_screen_helper(span - abs(cursor - origin))
+                helper = self._start_screen_helper(sweep.remaining)
         if in_flight is not None:
             if helper is not None:
                 helper.collect()
@@ -1593,15 +1644,6 @@ class ReplayEngine:
             if stopped is not None:
                 return stopped
         return self._end(reverse, logs)
-
-    def _window_bounds(self, cursor: int, width: int, reverse: bool) -> tuple[int, int, int]:
-        """(low, high, bound) of a run's next window from `cursor`: seqs in [low, high), evaluated up
-        to `bound` (lowered, or raised backwards, to the last row of a query that hit its limit)."""
-        if reverse:
-            low = max(1, cursor - width + 1)
-            return low, cursor + 1, low
-        high = min(self.total + 1, cursor + width)
-        return cursor, high, high - 1
 
     def _count_hits(
         self,
@@ -1612,15 +1654,11 @@ class ReplayEngine:
     ) -> Stop:
         """A run whose breakpoints are all `counted`: each hit is a seq its filter's index returns,
         so the run reads seqs alone, counts, and reads the one row it stops at."""
-        origin = self._position
-        span = (origin - 1) if reverse else (self.total - origin)
-        cursor = origin - 1 if reverse else origin + 1
-        width = 4096
-        while 1 <= cursor <= self.total:
+        sweep = _Sweep(self._position, self.total, reverse)
+        while sweep.running:
             if cancel is not None and cancel.is_set():
-                return self._paused(cursor + 1 if reverse else cursor - 1, reverse, [])
-            low, high, bound = self._window_bounds(cursor, width, reverse)
-            width = min(width * 4, _CANDIDATE_WINDOW)
+                return self._paused(sweep.resume(sweep.cursor), reverse, [])
+            low, high, bound = sweep.window()
             hit_by: dict[int, list[_Active]] = {}
             for active in actives:  # in id order, as `_evaluate` takes them
                 sql_filter = active.filters[0] if active.filters else _SqlFilter()
@@ -1633,8 +1671,7 @@ class ReplayEngine:
                     seq_only=True,
                     **sql_filter.kwargs(),
                 )
-                if len(rows) == _SCAN_BATCH:
-                    bound = max(bound, rows[-1][0]) if reverse else min(bound, rows[-1][0])
+                bound = sweep.clip(bound, rows, _SCAN_BATCH)
                 for (seq,) in rows:
                     hit_by.setdefault(seq, []).append(active)
             for seq in sorted(
@@ -1647,10 +1684,7 @@ class ReplayEngine:
                         stopping.append((active, True))
                 if stopping:
                     return self._stopped(self._window.row(seq), stopping, reverse, [])
-            cursor = bound - 1 if reverse else bound + 1
-            if progress is not None:
-                done = (origin - cursor) if reverse else (cursor - origin)
-                progress(min(1.0, done / max(1, span)))
+            sweep.advance(bound, progress)
         return self._end(reverse, [])
 
     def _evaluate_window(

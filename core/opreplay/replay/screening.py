@@ -51,8 +51,8 @@ class ScreenHelper:
         self._input: IO[bytes] = process.stdin
         self._output: IO[bytes] = process.stdout
         self._ready = False
-        self._pending: list[Sequence[BodyScreen]] = []
-        self._digests: list[list[bytes]] = []
+        self._pending: list[tuple[Sequence[BodyScreen], list[bytes]]] = []
+        """requests sent, in order, whose answers are not read yet"""
         self.failed = False
         self.answered = 0
         """Digests screened by the helper so far."""
@@ -114,14 +114,13 @@ class ScreenHelper:
             parts += (len(digest).to_bytes(1, "big"), digest)
         if not self._send(b"".join(parts)):
             return False
-        self._pending.append(screens)
-        self._digests.append(digests)
+        self._pending.append((screens, digests))
         return True
 
     def collect(self) -> None:
         """Read the answers to every request sent, into each screen's memo."""
         while self._pending and not self.failed:
-            screens, digests = self._pending.pop(0), self._digests.pop(0)
+            screens, digests = self._pending.pop(0)
             answer = self._receive()
             if answer is None or len(answer) != len(digests) * len(screens):
                 self.failed = True
@@ -134,7 +133,6 @@ class ScreenHelper:
             self.answered += len(digests)
         if self.failed:
             self._pending.clear()
-            self._digests.clear()
 
     def close(self) -> None:
         self.failed = True

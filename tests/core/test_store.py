@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -215,6 +216,37 @@ def test_missing_file_is_refused_for_reading_and_created_for_writing(tmp_path: P
         Store.open(tmp_path)
     Store.open(tmp_path / "new.db", create=True).close()
     assert (tmp_path / "new.db").exists()
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """What another recorder does while it switches a new file to WAL: it holds the write lock."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_new_file_opens_once_another_opener_lets_go_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with closing(_hold_write_lock(path)) as holder:
+        released = threading.Timer(0.3, holder.rollback)
+        released.start()
+        started = time.monotonic()
+        with Store.open(path, create=True) as store:
+            store.create_session(name="second", started_at=time.time(), command="test")
+        released.join()
+    assert time.monotonic() - started >= 0.3
+    with Store.open(path) as store:
+        assert [s.name for s in store.sessions()] == ["second"]
+
+
+def test_a_file_locked_for_longer_than_the_busy_timeout_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("opreplay.store.store.SQLITE_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "held.db"
+    with closing(_hold_write_lock(path)), pytest.raises(StoreError) as caught:
+        Store.open(path, create=True)
+    assert str(caught.value) == f"{path}: cannot connect (database is locked)"
 
 
 def test_a_driver_error_of_several_lines_is_one_line() -> None:

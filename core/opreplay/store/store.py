@@ -15,6 +15,7 @@ import random
 import socket
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ SQLITE_PRAGMAS = {
     "mmap_size": 268435456,
     "foreign_keys": 0,
 }
+SQLITE_BUSY_TIMEOUT_S = 30
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
 _ID_LENGTH = 6
 _OBJECT_CACHE_LIMIT = 200_000
@@ -204,7 +206,9 @@ class Store(ReplayQueries):
         )
         if not new:
             _check_sqlite_contents(path, create=create)
-        database = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=30, check_same_thread=False)
+        database = peewee.SqliteDatabase(
+            str(path), pragmas=pragmas, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        )
         reopen = None if str(path) == ":memory:" else str(path)
         store = cls(database, str(path), writable=create, target=reopen)
         try:
@@ -227,8 +231,7 @@ class Store(ReplayQueries):
 
     def _connect(self) -> None:
         try:
-            self.db.connect(reuse_if_open=True)
-            tables = set(self.db.get_tables())
+            tables = self._connect_waiting_for_writers()
         except peewee.OperationalError as error:
             raise StoreError(f"{self.label}: cannot connect ({describe(error)})") from None
         except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
@@ -244,6 +247,24 @@ class Store(ReplayQueries):
         self.has_reconciles = "reconciles" in tables
         if not self.has_reconciles and self.writable:
             self._add_reconciles_table()
+
+    def _connect_waiting_for_writers(self) -> set[str]:
+        """Connect and list the tables, waiting while another connection holds the write lock.
+
+        Switching a file to WAL needs that lock, and SQLite answers "database is locked" at once
+        there instead of calling the busy handler: recorders that open one new file together would
+        fail. So a locked connect is retried, within the same time the busy handler would wait.
+        """
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.connect(reuse_if_open=True)
+                return set(self.db.get_tables())
+            except peewee.OperationalError as error:
+                if not self._sqlite or "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                self.db.close()
+                time.sleep(random.uniform(0.002, 0.02))
 
     @guard
     def _add_reconciles_table(self) -> None:

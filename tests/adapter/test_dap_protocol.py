@@ -156,10 +156,21 @@ def test_unencodable_message_leaves_no_gap() -> None:
     writer.send({"type": "event", "event": "a"})
     with pytest.raises(TypeError):
         writer.send({"type": "event", "event": "b", "body": {"x": object()}})
-    with pytest.raises(ValueError):
-        writer.send({"type": "event", "event": "c", "body": {"x": float("nan")}})
+    with pytest.raises(TypeError):
+        writer.send({"type": "event", "event": "c", "body": {1: object()}})
     writer.send({"type": "event", "event": "d"})
     assert [(m["seq"], m["event"]) for m in read_all(out.getvalue())] == [(1, "a"), (2, "d")]
+
+
+def test_numbers_json_cannot_hold_are_sent_as_null_and_huge_integers_whole() -> None:
+    sent = read_all(
+        written(
+            {"type": "event", "event": "a", "body": {"x": float("nan"), "y": float("inf")}},
+            {"type": "response", "request_seq": 10**30, "command": "next", "success": False},
+        )
+    )
+    assert sent[0]["body"] == {"x": None, "y": None}
+    assert sent[1]["request_seq"] == 10**30
 
 
 def test_lone_surrogate_is_sent_escaped() -> None:

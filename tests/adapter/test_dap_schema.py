@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
+from jsonschema import Draft4Validator
 
 from opreplay_adapter.dap.schema import MISSING, ArgumentsChecker, ArgumentsError, SchemaError, load_schema
 
@@ -76,6 +78,51 @@ def test_every_request_of_the_schema_has_a_validator(checker: ArgumentsChecker) 
             checker.check(command, {})
         except ArgumentsError as error:
             assert "is required" in str(error)
+
+
+_TRICKY = (0, 1, -1, 2**31, 2**63, 10**30, 1.0, 1.5, True, False, None, "", "x", "line", [], [1], [{}], {})
+
+
+def _arguments_like(definition: dict[str, Any], definitions: dict[str, Any], rng: random.Random) -> Any:
+    """Arguments near `definition`'s shape: its own property names, nested objects, wrong types."""
+    if "$ref" in definition:
+        definition = definitions[definition["$ref"].rpartition("/")[2]]
+    properties = definition.get("properties", {})
+    if properties and rng.random() < 0.8:
+        return {
+            name: _arguments_like(schema, definitions, rng) if rng.random() < 0.5 else rng.choice(_TRICKY)
+            for name, schema in properties.items()
+            if rng.random() < 0.6
+        }
+    if "items" in definition and rng.random() < 0.7:
+        return [_arguments_like(definition["items"], definitions, rng) for _ in range(rng.randint(0, 2))]
+    return rng.choice([*_TRICKY, *definition.get("enum", [])])
+
+
+def test_the_fast_path_agrees_with_jsonschema_on_every_command(checker: ArgumentsChecker) -> None:
+    """Arguments the generated validator accepts are never checked again: it must not accept more."""
+    definitions = load_schema()["definitions"]
+    rng = random.Random(4)
+    verdicts = {True: 0, False: 0}
+    for name, definition in definitions.items():
+        if not name.endswith("Request") or name == "Request":
+            continue
+        command = definition["allOf"][1]["properties"]["command"]["enum"][0]
+        arguments_schema = definition["allOf"][1]["properties"].get("arguments")
+        if arguments_schema is None:
+            continue
+        reference = Draft4Validator({**arguments_schema, "definitions": definitions})
+        for _ in range(150):
+            arguments = _arguments_like(arguments_schema, definitions, rng)
+            expected = reference.is_valid(arguments)
+            try:
+                checker.check(command, arguments)
+                valid = True
+            except ArgumentsError:
+                valid = False
+            assert valid == expected, (command, arguments)
+            verdicts[valid] += 1
+    assert min(verdicts.values()) > 500, verdicts  # both verdicts well exercised
 
 
 def test_missing_schema_is_a_one_line_error(tmp_path: Any) -> None:

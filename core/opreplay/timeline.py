@@ -159,9 +159,29 @@ def _untoken(text: str) -> str:
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
+INVALID_TIME = "??:??:??.???"
+"""What a time no clock can show (NaN, an infinity: a damaged recording) looks like, at the same width."""
+
+
+def as_datetime(ts: float, *, utc: bool = True) -> datetime | None:
+    """`ts` to the nearest millisecond, in UTC or local time; None for a value no date has.
+
+    A recording is a file from elsewhere: a damaged one can hold NaN, an infinity or a year past
+    9999 where a time should be, and `datetime` raises on each. Every time shown goes through here
+    or `format_time`, so such a value shows as invalid instead of stopping the command.
+    """
+    try:
+        return datetime.fromtimestamp(round(ts * 1000) / 1000, tz=timezone.utc if utc else None)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
 def format_time(ts: float) -> str:
-    """HH:MM:SS.mmm in UTC, to the nearest millisecond."""
-    millis = round(ts * 1000)
+    """HH:MM:SS.mmm in UTC, to the nearest millisecond (arithmetic: a page formats thousands)."""
+    try:
+        millis = round(ts * 1000)
+    except (TypeError, ValueError, OverflowError):
+        return INVALID_TIME
     seconds, ms = divmod(millis, 1000)
     day_seconds = seconds % 86400
     hours, rest = divmod(day_seconds, 3600)
@@ -170,7 +190,9 @@ def format_time(ts: float) -> str:
 
 
 def format_datetime(ts: float) -> str:
-    moment = datetime.fromtimestamp(round(ts * 1000) / 1000, tz=timezone.utc)
+    moment = as_datetime(ts)
+    if moment is None:
+        return f"invalid time ({ts!r})"
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} UTC"
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,29 @@ def test_session_by_id(in_process: Callable[..., InProcess], demo_db: Path, tmp_
         session_id = clean.session.id
     debugger = Debugger.launched(in_process(), {"database": str(demo_db), "session": session_id})
     assert debugger.frames()[-1]["name"] == f"session {session_id} clean"
+
+
+def test_times_a_damaged_recording_cannot_show_leave_it_debuggable(
+    in_process: Callable[..., InProcess], tmp_path: Path
+) -> None:
+    path = tmp_path / "damaged.db"
+    body = orjson.dumps({"kind": "ConfigMap", "metadata": {"name": "cfg"}})
+    with Store.open(path, create=True) as store:
+        session = store.create_session(name="damaged", started_at=1_700_000_000.0, command="pytest")
+        ops = [
+            NewOperation(ts=1_700_000_000.0 + seq, duration_us=900, thread="MainThread", verb="get",
+                         api_version="v1", resource="configmaps", kind="ConfigMap", namespace="default",
+                         name="cfg", status=200, response=body)
+            for seq in (1, 2)
+        ]  # fmt: skip
+        store.append(session, 1, ops)
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("UPDATE operations SET ts = 9e999, duration_us = -5 WHERE seq = 1")  # +inf
+    launch = {"database": str(path), "timelineDir": str(tmp_path / "pages")}
+    debugger = Debugger.launched(in_process(), launch)
+    assert debugger.scope_variables("Operation")["time"]["value"] == '"invalid time (inf)"'
+    assert debugger.move("next")["reason"] == "step"
+    assert debugger.scope_variables("Operation")["time"]["value"].startswith('"2023-11-14T22:13:22.000')
 
 
 # -- stopping and the stack --------------------------------------------------------------------

@@ -16,7 +16,7 @@ QUANTILES = (0.50, 0.95, 0.99)
 
 
 def bucket_of(us: int) -> int:
-    return int(math.log(us + 1) * SCALE)
+    return int(math.log(us + 1) * SCALE) if us > 0 else 0  # negative: only in a damaged file
 
 
 def bucket_value(bucket: int) -> float:

@@ -224,7 +224,8 @@ class _Scan:
                 if verb in streams:
                     bucket = -1
                 else:
-                    bucket = int(log(duration + 1) * scale)
+                    # a duration is never negative, but a damaged file can say so: no log of it
+                    bucket = int(log(duration + 1) * scale) if duration > 0 else 0
                     if duration > threshold_us:
                         self._slow(r, slow, top)
                 cell_key = (verb, kind, status, bucket, thread)

@@ -6,8 +6,6 @@ loops, slow, errors, access and stats (a stable interface for tools and the VS C
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 
 import click
@@ -18,9 +16,10 @@ from rich.text import Text
 
 from opreplay import analysis
 from opreplay.analysis import Analysis, LatencySummary
-from opreplay.cli.app import database_option, friendly_errors, main
+from opreplay.cli.app import database_option, echo_json, friendly_errors, main
 from opreplay.progress import progress_bar
 from opreplay.store import Store
+from opreplay.timeline import INVALID_TIME, as_datetime
 
 
 @main.command("analyze")
@@ -109,7 +108,7 @@ def analyze_command(
                 progress=progress,
             )
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        echo_json(result.to_json())
         return
     render(result, _console())
 
@@ -140,7 +139,8 @@ def _seqs(first: int, last: int) -> str:
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+    moment = as_datetime(ts, utc=False)
+    return moment.strftime("%H:%M:%S.%f")[:-3] if moment is not None else INVALID_TIME
 
 
 def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:

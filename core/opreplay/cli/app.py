@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import orjson
 
 from opreplay.errors import OpreplayError
 
@@ -41,6 +42,12 @@ def friendly_errors(func: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def echo_json(value: Any) -> None:
+    """Print JSON for tools: strict (a damaged recording's NaN or infinite time is null, not the
+    `NaN` that only Python reads back), indented by two, status codes as string keys."""
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,23 +9,23 @@ Timestamps are seconds since the epoch (UTC).
 
 from __future__ import annotations
 
-import datetime
-import json
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from opreplay.cli.app import database_option, friendly_errors, main
+from opreplay.cli.app import database_option, echo_json, friendly_errors, main
 from opreplay.model import SessionInfo
 from opreplay.store import Store
+from opreplay.timeline import as_datetime
 
 
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    moment = as_datetime(ts, utc=False)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else f"invalid time ({ts!r})"
 
 
 def session_json(session: SessionInfo) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def sessions(database: str, as_json: bool) -> None:
     with Store.open(database) as store:
         found = store.sessions()
     if as_json:
-        click.echo(json.dumps([session_json(s) for s in found], indent=2))
+        echo_json([session_json(s) for s in found])
         return
     table = Table(title=f"{len(found)} session(s) in {database}")
     for column in ("id", "name", "started", "ended", "operations", "errors", "command"):
@@ -89,7 +89,7 @@ def info(session: str, database: str, as_json: bool) -> None:
         "size_bytes": size,
     }
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
         return
     console = Console()
     name = f" ({found.name})" if found.name else ""

@@ -2,11 +2,16 @@
 
 Drivers write several lines (PostgreSQL adds `DETAIL:` and hints); the store and its read queries
 (`replay_queries`) both go through `guard`, so every message is one line whichever method failed.
+
+A damaged file does not always fail inside SQLite: a flipped byte can leave a text column that is
+not UTF-8 (the driver raises `UnicodeDecodeError` while it decodes the row) or a row that refers to
+another row which is gone (the store raises `Damaged`). Both are reported as corruption too.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -19,6 +24,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class Damaged(Exception):
+    """What the store read contradicts itself (a row refers to one that is not there)."""
+
+
+_UNDECODABLE = re.compile(r"Could not decode to UTF-8 column ('[^']{0,64}')")
+"""How the sqlite3 module reports a text value that is not UTF-8 (the value follows: not shown)."""
+
+DAMAGE = (peewee.DatabaseError, sqlite3.DatabaseError, UnicodeDecodeError, Damaged)
+"""What reading a database can raise when the database, not the code, is at fault."""
+
+
 def guard(method: Callable[P, R]) -> Callable[P, R]:
     """A store method whose database errors become `StoreError`s naming the store's `label`."""
 
@@ -26,7 +42,7 @@ def guard(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
+        except DAMAGE as error:
             label = getattr(args[0], "label", "database")
             raise StoreError(f"{label}: {describe(error)}") from None
 
@@ -36,6 +52,10 @@ def guard(method: Callable[P, R]) -> Callable[P, R]:
 def describe(error: BaseException) -> str:
     """A database error in one line; a damaged SQLite file says so."""
     text = " ".join(str(error).split()) or type(error).__name__
-    if "malformed" in text or "not a database" in text:
+    undecodable = _UNDECODABLE.match(text)
+    if isinstance(error, UnicodeDecodeError) or undecodable is not None:
+        column = f"column {undecodable[1]}" if undecodable is not None else "a text column"
+        return f"is corrupted ({column} holds bytes that are not UTF-8)"
+    if isinstance(error, Damaged) or "malformed" in text or "not a database" in text:
         return f"is corrupted ({text})"
     return text

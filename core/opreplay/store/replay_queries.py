@@ -33,7 +33,7 @@ import zstandard
 from opreplay.errors import StoreError
 from opreplay.model import ObjectKey, Operation, ReconcileInfo, SessionInfo
 from opreplay.store import bodies
-from opreplay.store.guard import guard
+from opreplay.store.guard import Damaged, guard
 
 BodyBlob = tuple[int, int, "bytes | None", bytes]
 """A body as stored: (format, codec, digest of its delta base or None, data)."""
@@ -173,6 +173,9 @@ class ReplayQueries:
                 )
                 for object_id, api_version, resource, kind, namespace, name in cursor.fetchall():
                     cache[int(object_id)] = (api_version, resource, kind, namespace, name)
+        dangling = missing - cache.keys()
+        if dangling:
+            raise Damaged(f"operations refer to object {min(dangling)}, which is not in the objects table")
         rows = [r[:5] + cache[r[_RAW_OBJECT]] + r[5:] for r in raw]
         if isinstance(self.db, peewee.SqliteDatabase):
             return rows  # sqlite3 returns BLOBs as bytes

@@ -28,7 +28,7 @@ from playhouse.db_url import connect as connect_url
 from opreplay.errors import SessionNotFound, StoreError
 from opreplay.model import JSONValue, NewOperation, Operation, ReconcileInfo, SessionInfo
 from opreplay.store import bodies
-from opreplay.store.guard import describe, guard
+from opreplay.store.guard import DAMAGE, Damaged, describe, guard
 from opreplay.store.replay_queries import ReplayQueries
 from opreplay.store.schema import APPLICATION, SCHEMA_VERSION, SQLITE_APPLICATION_ID, bind_models
 
@@ -107,7 +107,7 @@ def _check_sqlite_contents(path: Path, *, create: bool) -> None:
                 raise StoreError(f"{path}: is a SQLite database, but not an opreplay recording")
             return
         row = connection.execute("SELECT value FROM opreplay_meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.DatabaseError as error:
+    except DAMAGE as error:
         raise StoreError(f"{path}: {describe(error)}") from None
     finally:
         connection.close()
@@ -567,8 +567,8 @@ class Store(ReplayQueries):
     def operations(self, session: SessionInfo, start: int = 1, stop: int | None = None) -> list[Operation]:
         """Operations with start <= seq < stop, in order."""
         param = self.db.param
-        sql = (
-            f"SELECT {OPERATION_COLUMNS} FROM operations o JOIN objects b ON b.id = o.object"
+        sql = (  # LEFT: an operation whose object row is gone is damage to report, not to skip
+            f"SELECT {OPERATION_COLUMNS} FROM operations o LEFT JOIN objects b ON b.id = o.object"
             f" WHERE o.session = {param} AND o.seq >= {param}"
         )
         args: list[Any] = [session.pk, start]
@@ -599,8 +599,10 @@ class Store(ReplayQueries):
         joined = b",".join(self._stored(item)[1] for item in items)
         return envelope[:-1] + (b"," if envelope[-2:-1] != b"{" else b"") + b'"items":[' + joined + b"]}"
 
-    def _stored(self, key: bytes) -> tuple[int, bytes]:
+    def _stored(self, key: bytes, depth: int = 0) -> tuple[int, bytes]:
         """(format, decompressed bytes) of a body, through a small cache: deltas chain to their base."""
+        if depth > bodies.MAX_DELTA_DEPTH:  # the writer cuts chains there: this one loops
+            raise StoreError(f"{self.label}: body {key.hex()} is corrupted (its delta chain does not end)")
         with self._read_lock:
             cached = self._read_cache.get(key)
             if cached is not None:
@@ -613,7 +615,7 @@ class Store(ReplayQueries):
         if row is None:
             raise StoreError(f"{self.label}: body {key.hex()} is missing")
         form, codec, base, data = row
-        base_bytes = self._stored(bytes(base))[1] if base is not None else None
+        base_bytes = self._stored(bytes(base), depth + 1)[1] if base is not None else None
         try:
             result = (form, bodies.decompress(codec, data, base_bytes))
         except (ValueError, zstandard.ZstdError) as error:
@@ -683,6 +685,8 @@ def _operation(row: Sequence[Any]) -> Operation:
         request,
         response,
     ) = row
+    if api_version is None:  # the objects columns are NOT NULL: the LEFT JOIN found no row
+        raise Damaged(f"operation {seq} refers to an object that is not in the objects table")
     return Operation(
         seq,
         ts,

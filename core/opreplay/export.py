@@ -62,11 +62,7 @@ class _Bodies:
         else:
             self.cache.move_to_end(digest)
             return value
-        data: bytes = self.store.body_bytes(digest)
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:  # a text body (pod logs): keep it readable
-            value = data.decode("utf-8", errors="replace")
+        value = self.store.body(digest)
         self.cache[digest] = value
         if len(self.cache) > self.size:
             self.cache.popitem(last=False)

@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 from opreplay.cli import main
 from opreplay.errors import StoreError
 from opreplay.model import NewOperation
+from opreplay.replay import ReplayEngine
 from opreplay.store import Store, bodies
 
 READING_COMMANDS = (
@@ -121,6 +122,18 @@ def test_a_delta_chain_that_loops_is_corruption(recording: Path) -> None:
     _sql(recording, f"UPDATE bodies SET codec = {bodies.DELTA}, base = digest")
     with Store.open(recording) as store, pytest.raises(StoreError, match="delta chain does not end"):
         store.body_bytes(last)
+
+
+def test_a_body_that_is_not_json_is_shown_as_its_text(recording: Path) -> None:
+    with Store.open(recording) as store:
+        first = store.operations(store.find_session("latest"))[0].response_digest
+    assert first is not None
+    _sql(recording, f'UPDATE bodies SET codec = {bodies.RAW}, data = CAST(\'{{"kind": "Conf\' AS BLOB)')
+    with ReplayEngine.open(recording) as engine:
+        engine.goto(1)
+        assert engine.body(engine.current) == '{"kind": "Conf'
+    exported = _run("export", "latest", "-d", str(recording))
+    assert exported.exit_code == 0, exported.output
 
 
 def test_times_no_clock_can_show_are_shown_as_invalid(recording: Path) -> None:

@@ -23,10 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import orjson
-
 from opreplay.model import JSONValue, ObjectKey
-from opreplay.store import Store
+from opreplay.store import Store, bodies
 from opreplay.store.replay_queries import (
     ROW_API_VERSION,
     ROW_EVENT,
@@ -127,7 +125,7 @@ class Folder:
             return None
         value = self._bodies.get(digest, self)
         if value is self:
-            value = orjson.loads(self.text(digest))
+            value = bodies.loads(self.text(digest))
             self._bodies.put(digest, value)
         return value
 
@@ -193,7 +191,7 @@ class Folder:
             documents = self.store.body_documents(missing)
             for digest in missing:
                 data = documents.get(digest)
-                names.put(digest, self._name_of(orjson.loads(data)) if data is not None else None)
+                names.put(digest, self._name_of(bodies.loads(data)) if data is not None else None)
             found = [names.get(digest) for digest in digests]
         return found
 

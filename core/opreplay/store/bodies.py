@@ -192,4 +192,9 @@ def unpack_list(packed: bytes) -> tuple[bytes, list[bytes]]:
 
 
 def loads(data: bytes) -> JSONValue:
-    return orjson.loads(data)
+    """A stored body's value: its JSON, else its text (a pod's log is kept as it was sent, and a
+    damaged file can hold anything), so that every body can be shown."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data.decode("utf-8", errors="replace")

@@ -13,6 +13,8 @@ Three parts, because the rule differs with what can be known about a message:
   arguments (conditions that try to reach Python, allocate without bound or backtrack forever,
   stale handles, seqs out of range) each get one answer and never an internal error; then
   well-formed requests are served correctly, as if nothing had happened.
+- Copies of the demo recording with flipped bytes are launched and stepped through: each launch
+  and each request is answered, a damaged part with a one-line error, never an internal one.
 
 The adapter must never print a traceback, and every message it sends is checked against the schema.
 """
@@ -21,13 +23,15 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import socket
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dapclient import AdapterProcess, connect, frame
+from dapclient import AdapterProcess, InProcess, connect, frame
 
 from opreplay_adapter.dap.dispatch import ErrorKind
 
@@ -390,3 +394,49 @@ def test_fuzz_after_launch_then_served_correctly(adapter_process: Start, demo_db
     )
     assert client.request("disconnect")["success"]
     assert adapter.wait_exit(timeout=5) == 0
+
+
+def _damaged_copy(rng: random.Random, source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+    with sqlite3.connect(target) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(target.read_bytes())
+    for _ in range(rng.choice((1, 4, 32))):
+        data[rng.randrange(100, len(data))] = rng.randrange(256)  # past the header: SQLite opens it
+    target.write_bytes(bytes(data))
+
+
+def test_damaged_recordings_get_answers_never_internal_errors(
+    in_process: Callable[..., InProcess], demo_db: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED)
+    kinds: Counter[Any] = Counter()
+
+    def answered(client: Any, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = client.request(command, arguments, timeout=30)
+        if response["success"]:
+            kinds["ok"] += 1
+        else:
+            kinds[ErrorKind(response["body"]["error"]["id"]).name] += 1
+            assert "\n" not in response["message"], response["message"]
+        return response
+
+    for trial in range(12):
+        damaged = tmp_path / f"damaged{trial}.db"
+        _damaged_copy(rng, demo_db, damaged)
+        client = in_process().client
+        answered(client, "initialize", TEMPLATES["initialize"])
+        pages = str(tmp_path / f"pages{trial}")
+        if not answered(client, "launch", {"database": str(damaged), "timelineDir": pages})["success"]:
+            continue
+        answered(client, "configurationDone", {})
+        for step in range(30):
+            answered(client, "stepBack" if step % 7 == 6 else "next", {"threadId": 1})
+            frames = answered(client, "stackTrace", {"threadId": 1}).get("body", {}).get("stackFrames", [])
+            for frame_ in frames[:1]:
+                for scope in answered(client, "scopes", {"frameId": frame_["id"]})["body"]["scopes"]:
+                    answered(client, "variables", {"variablesReference": scope["variablesReference"]})
+        answered(client, "continue", {"threadId": 1})
+        answered(client, "evaluate", {"expression": ":stats", "context": "repl"})
+    assert kinds["INTERNAL"] == 0, kinds
+    assert kinds["ok"] > 1000, kinds

@@ -124,6 +124,15 @@ def test_a_delta_chain_that_loops_is_corruption(recording: Path) -> None:
         store.body_bytes(last)
 
 
+def test_a_value_of_another_type_than_its_column_is_corruption(recording: Path) -> None:
+    _sql(recording, "UPDATE operations SET seq = X'0102' WHERE seq = 3")  # SQLite keeps it a blob
+    with Store.open(recording) as store, pytest.raises(StoreError, match=r"\(a value that cannot be read"):
+        store.last_seq(store.find_session("latest"))
+    _one_line_error(_run("replay", "latest", "-d", str(recording)), "a value that cannot be read")
+    _sql(recording, "UPDATE sessions SET labels = 'not JSON'")
+    _one_line_error(_run("sessions", "-d", str(recording)), "a value that cannot be read")
+
+
 def test_a_body_that_is_not_json_is_shown_as_its_text(recording: Path) -> None:
     with Store.open(recording) as store:
         first = store.operations(store.find_session("latest"))[0].response_digest

@@ -4,8 +4,11 @@ Drivers write several lines (PostgreSQL adds `DETAIL:` and hints); the store and
 (`replay_queries`) both go through `guard`, so every message is one line whichever method failed.
 
 A damaged file does not always fail inside SQLite: a flipped byte can leave a text column that is
-not UTF-8 (the driver raises `UnicodeDecodeError` while it decodes the row) or a row that refers to
-another row which is gone (the store raises `Damaged`). Both are reported as corruption too.
+not UTF-8 (the driver raises `UnicodeDecodeError` while it decodes the row), a row that refers to
+another row which is gone (the store raises `Damaged`), or a value of another type than its column
+(SQLite keeps a type per value: a seq can come back as a blob, and `int()` of it fails). All are
+reported as corruption. The last one only for a read-only store: a writer's own values come from
+its caller, and a wrong type there is the caller's bug, not the file's.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def guard(method: Callable[P, R]) -> Callable[P, R]:
         except DAMAGE as error:
             label = getattr(args[0], "label", "database")
             raise StoreError(f"{label}: {describe(error)}") from None
+        except (ValueError, TypeError) as error:
+            if getattr(args[0], "writable", True):
+                raise
+            label = getattr(args[0], "label", "database")
+            detail = " ".join(str(error).split())[:100] or type(error).__name__
+            raise StoreError(f"{label}: is corrupted (a value that cannot be read: {detail})") from None
 
     return wrapper
 

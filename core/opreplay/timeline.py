@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,21 +159,23 @@ def _untoken(text: str) -> str:
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
-INVALID_TIME = "??:??:??.???"
-"""What a time no clock can show (NaN, an infinity: a damaged recording) looks like, at the same width."""
+_INVALID_TIME = "??:??:??.???"
+"""A time no clock can show, at the width of `format_time`."""
 
 
-def as_datetime(ts: float, *, utc: bool = True) -> datetime | None:
-    """`ts` to the nearest millisecond, in UTC or local time; None for a value no date has.
+def format_moment(ts: float, render: Callable[[datetime], str], *, utc: bool = True) -> str:
+    """`render` of `ts` to the nearest millisecond, in UTC or local time; `invalid time (ts)` for a
+    value no date has.
 
     A recording is a file from elsewhere: a damaged one can hold NaN, an infinity or a year past
     9999 where a time should be, and `datetime` raises on each. Every time shown goes through here
     or `format_time`, so such a value shows as invalid instead of stopping the command.
     """
     try:
-        return datetime.fromtimestamp(round(ts * 1000) / 1000, tz=timezone.utc if utc else None)
+        moment = datetime.fromtimestamp(round(ts * 1000) / 1000, tz=timezone.utc if utc else None)
     except (TypeError, ValueError, OverflowError, OSError):
-        return None
+        return f"invalid time ({ts!r})"
+    return render(moment)
 
 
 def format_time(ts: float) -> str:
@@ -181,7 +183,7 @@ def format_time(ts: float) -> str:
     try:
         millis = round(ts * 1000)
     except (TypeError, ValueError, OverflowError):
-        return INVALID_TIME
+        return _INVALID_TIME
     seconds, ms = divmod(millis, 1000)
     day_seconds = seconds % 86400
     hours, rest = divmod(day_seconds, 3600)
@@ -190,10 +192,7 @@ def format_time(ts: float) -> str:
 
 
 def format_datetime(ts: float) -> str:
-    moment = as_datetime(ts)
-    if moment is None:
-        return f"invalid time ({ts!r})"
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d} UTC"
+    return format_moment(ts, lambda m: m.strftime("%Y-%m-%d %H:%M:%S.") + f"{m.microsecond // 1000:03d} UTC")
 
 
 def format_duration(us: int) -> str:

@@ -128,6 +128,8 @@ def test_a_value_of_another_type_than_its_column_is_corruption(recording: Path) 
     _sql(recording, "UPDATE operations SET seq = X'0102' WHERE seq = 3")  # SQLite keeps it a blob
     with Store.open(recording) as store, pytest.raises(StoreError, match=r"\(a value that cannot be read"):
         store.last_seq(store.find_session("latest"))
+    with Store.open(recording, create=True) as writer, pytest.raises(ValueError):
+        writer.last_seq(writer.find_session("latest"))  # a writer's wrong value is its caller's bug
     _one_line_error(_run("replay", "latest", "-d", str(recording)), "a value that cannot be read")
     _sql(recording, "UPDATE sessions SET labels = 'not JSON'")
     _one_line_error(_run("sessions", "-d", str(recording)), "a value that cannot be read")

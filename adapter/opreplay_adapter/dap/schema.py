@@ -125,12 +125,12 @@ class ArgumentsChecker:
         with self._lock:
             validators = self._validators.get(definition)
             if validators is None:
-                root = self.root(definition)
+                root = self._root(definition)
                 accepts = fastjsonschema.compile(root, use_default=False, use_formats=False)
                 validators = self._validators[definition] = (accepts, Draft4Validator(root))
             return validators
 
-    def root(self, definition: str) -> dict[str, Any]:
+    def _root(self, definition: str) -> dict[str, Any]:
         """`definition` as a Draft 4 schema of its own, with the definitions it refers to.
 
         At the root, not a `$ref` to it: one reference fewer to resolve on every request. Only

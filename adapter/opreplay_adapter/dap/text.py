@@ -14,14 +14,13 @@ from typing import Any
 from opreplay.model import Operation, ReconcileInfo, SessionInfo
 from opreplay.replay import Change
 from opreplay.replay.context import status_text
-from opreplay.timeline import as_datetime, format_datetime, format_duration, verb_label
+from opreplay.timeline import format_datetime, format_duration, format_moment, verb_label
 from opreplay_adapter.dap.variables import format_value
 
 
 def iso_time(ts: float) -> str:
     """ISO 8601 in UTC with milliseconds, rounded as the timeline rounds: `2026-11-26T08:14:40.451+00:00`."""
-    moment = as_datetime(ts)
-    return moment.isoformat(timespec="milliseconds") if moment is not None else f"invalid time ({ts!r})"
+    return format_moment(ts, lambda moment: moment.isoformat(timespec="milliseconds"))
 
 
 def target(op: Operation) -> str:

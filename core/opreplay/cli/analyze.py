@@ -19,7 +19,7 @@ from opreplay.analysis import Analysis, LatencySummary
 from opreplay.cli.app import database_option, echo_json, friendly_errors, main
 from opreplay.progress import progress_bar
 from opreplay.store import Store
-from opreplay.timeline import INVALID_TIME, as_datetime
+from opreplay.timeline import format_moment
 
 
 @main.command("analyze")
@@ -139,8 +139,7 @@ def _seqs(first: int, last: int) -> str:
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    moment = as_datetime(ts, utc=False)
-    return moment.strftime("%H:%M:%S.%f")[:-3] if moment is not None else INVALID_TIME
+    return format_moment(ts, lambda moment: moment.strftime("%H:%M:%S.%f")[:-3], utc=False)
 
 
 def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:

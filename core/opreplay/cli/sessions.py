@@ -18,14 +18,13 @@ from rich.table import Table
 from opreplay.cli.app import database_option, echo_json, friendly_errors, main
 from opreplay.model import SessionInfo
 from opreplay.store import Store
-from opreplay.timeline import as_datetime
+from opreplay.timeline import format_moment
 
 
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    moment = as_datetime(ts, utc=False)
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else f"invalid time ({ts!r})"
+    return format_moment(ts, lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S"), utc=False)
 
 
 def session_json(session: SessionInfo) -> dict[str, Any]:

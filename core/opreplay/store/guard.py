@@ -45,15 +45,11 @@ def guard(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except DAMAGE as error:
-            label = getattr(args[0], "label", "database")
-            raise StoreError(f"{label}: {describe(error)}") from None
-        except (ValueError, TypeError) as error:
-            if getattr(args[0], "writable", True):
-                raise
-            label = getattr(args[0], "label", "database")
-            detail = " ".join(str(error).split())[:100] or type(error).__name__
-            raise StoreError(f"{label}: is corrupted (a value that cannot be read: {detail})") from None
+        except (*DAMAGE, ValueError, TypeError) as error:
+            store = args[0]
+            if not isinstance(error, DAMAGE) and getattr(store, "writable", True):
+                raise  # a writer's own value: the caller's bug
+            raise StoreError(f"{getattr(store, 'label', 'database')}: {describe(error)}") from None
 
     return wrapper
 
@@ -67,4 +63,6 @@ def describe(error: BaseException) -> str:
         return f"is corrupted ({column} holds bytes that are not UTF-8)"
     if isinstance(error, Damaged) or "malformed" in text or "not a database" in text:
         return f"is corrupted ({text})"
+    if isinstance(error, (ValueError, TypeError)):
+        return f"is corrupted (a value that cannot be read: {text[:100]})"
     return text

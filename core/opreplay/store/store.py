@@ -234,7 +234,7 @@ class Store(ReplayQueries):
             tables = self._connect_waiting_for_writers()
         except peewee.OperationalError as error:
             raise StoreError(f"{self.label}: cannot connect ({describe(error)})") from None
-        except (peewee.DatabaseError, sqlite3.DatabaseError) as error:
+        except DAMAGE as error:
             raise StoreError(f"{self.label}: {describe(error)}") from None
         if "opreplay_meta" not in tables:
             if tables or not self.writable:

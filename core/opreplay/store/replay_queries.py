@@ -20,7 +20,6 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import sqlite3
-import threading
 from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -57,45 +56,6 @@ _OBJECT_CACHE = 100_000
 _RECENT_BODIES = 512
 _DRIVER_LIMIT = 64
 """Up to this many object ids (or statuses, verbs) a query runs once per value on its index."""
-
-
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_ZSTD_BLOCK = 1 << 17
-_local = threading.local()
-
-
-def _raw_frame(content: bytes) -> bytes:
-    """`content` as a zstd frame of uncompressed blocks (RFC 8878, 3.1.1): a single segment with a
-    4-byte content size, then raw blocks of at most 128 KiB, the last one flagged."""
-    parts = [_ZSTD_MAGIC, b"\xa0", len(content).to_bytes(4, "little")]
-    position = 0
-    while True:
-        block = content[position : position + _ZSTD_BLOCK]
-        position += len(block)
-        last = position >= len(content)
-        parts.append(((len(block) << 3) | last).to_bytes(3, "little"))  # block type 0: raw
-        parts.append(block)
-        if last:
-            return b"".join(parts)
-
-
-def _decompress(codec: int, data: bytes, base: bytes | None) -> bytes:
-    """`bodies.decompress`, a delta through one decompression context per thread.
-
-    A delta is a zstd frame compressed with its base as a raw-content dictionary: what zstd's
-    content-dictionary chaining decodes when the base comes first as a frame of its own. That
-    spares making a context per body (which costs three times the decompression itself); any
-    frame this does not take (one without a content size) goes the ordinary way.
-    """
-    if codec != bodies.DELTA or base is None:
-        return bodies.decompress(codec, data, base)
-    dctx: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
-    if dctx is None:
-        dctx = _local.dctx = zstandard.ZstdDecompressor()
-    try:
-        return dctx.decompress_content_dict_chain([_raw_frame(base), data])
-    except zstandard.ZstdError:
-        return bodies.decompress(codec, data, base)
 
 
 def operation_from_row(row: Sequence[Any]) -> Operation:
@@ -537,7 +497,7 @@ class ReplayQueries:
                 else:
                     base_bytes = self._stored(base)[1]
         try:
-            decoded = _decompress(codec, data, base_bytes)
+            decoded = bodies.decompress(codec, data, base_bytes)
         except (ValueError, zstandard.ZstdError) as error:
             raise StoreError(f"{self.label}: body {key.hex()} is corrupted ({error})") from None
         recent[key] = decoded

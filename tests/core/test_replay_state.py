@@ -40,6 +40,7 @@ from opreplay.replay import (
     build_checkpoints,
 )
 from opreplay.replay.paths import get_path
+from opreplay.replay.state import TwoGenerationCache
 from opreplay.store import Store
 
 OBJECTS = [
@@ -489,3 +490,34 @@ def test_state_in_expressions_is_keyed_by_resource_or_kind_namespace_and_name(tm
         ]
         assert value('len([o for o in state.values() if o.kind == "Pod"])', 4) == 2
         assert value('state["Deployment/default/*"]', 4) is None  # names, not globs
+
+
+class _Tracked:
+    """A cached value that counts its own freeing."""
+
+    freed = 0
+
+    def __del__(self) -> None:
+        _Tracked.freed += 1
+
+
+def test_the_replay_caches_never_free_a_whole_generation_in_one_call() -> None:
+    """A debugger step that evicts a cache generation must not pay for freeing all of it (192
+    decoded bodies at once took milliseconds, the tail of F10); memory stays within twice the limit,
+    and entries only return while they are held."""
+    limit = 100
+    cache = TwoGenerationCache(limit)
+    _Tracked.freed = 0
+    most_freed_by_one_put = 0
+    for key in range(10 * limit):
+        before = _Tracked.freed
+        cache.put(key, _Tracked())
+        most_freed_by_one_put = max(most_freed_by_one_put, _Tracked.freed - before)
+        assert key + 1 - _Tracked.freed <= 2 * limit  # values alive: held or retiring
+    assert most_freed_by_one_put <= 2
+    assert _Tracked.freed >= 10 * limit - 2 * limit
+    assert cache.get(10 * limit - 1) is not None
+    assert cache.get(0) is None  # long evicted
+    cache.put_many({f"bulk-{n}": _Tracked() for n in range(limit)})  # a turn-over by `put_many`
+    cache.clear()
+    assert _Tracked.freed == 11 * limit

@@ -56,18 +56,22 @@ def state_key(key: ObjectKey) -> StateKey:
 
 
 class TwoGenerationCache:
-    """A bounded map with LRU-like eviction at dict speed: two generations, the old one dropped.
+    """A bounded map with LRU-like eviction at dict speed: two generations, the old one retired.
 
     Lookups hit the young generation, or promote from the old one; when the young one is full it
-    becomes the old one. Memory is bounded by twice `limit` entries whatever the session length.
+    becomes the old one, and the old one is retired: no longer read, and freed two entries per
+    entry put, so that no single call pays for freeing a whole generation (192 decoded bodies freed at
+    once took 1.4-3.3 ms, the tail of a debugger step). Memory is bounded by twice `limit` entries
+    whatever the session length: the retired entries are gone before the young ones reach `limit`.
     """
 
-    __slots__ = ("_limit", "_old", "_young")
+    __slots__ = ("_limit", "_old", "_retired", "_young")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._young: dict[Any, Any] = {}
         self._old: dict[Any, Any] = {}
+        self._retired: dict[Any, Any] = {}
 
     def get(self, key: Any, default: Any = None) -> Any:
         value = self._young.get(key, self)
@@ -81,19 +85,31 @@ class TwoGenerationCache:
 
     def put(self, key: Any, value: Any) -> None:
         if len(self._young) >= self._limit:
-            self._old = self._young
-            self._young = {}
+            self._turn_over()
         self._young[key] = value
+        if self._retired:
+            self._retire(2)
 
     def put_many(self, items: Mapping[Any, Any]) -> None:
         if len(self._young) + len(items) > self._limit:
-            self._old = self._young
-            self._young = {}
+            self._turn_over()
         self._young.update(items)
+        if self._retired:
+            self._retire(2 * len(items))
 
     def clear(self) -> None:
         self._young.clear()
         self._old.clear()
+        self._retired.clear()
+
+    def _turn_over(self) -> None:
+        self._retired.clear()  # empty already: twice as many were retired as were put since
+        self._retired, self._old, self._young = self._old, self._young, {}
+
+    def _retire(self, count: int) -> None:
+        retired = self._retired
+        for _ in range(min(count, len(retired))):
+            retired.popitem()
 
 
 class Folder:

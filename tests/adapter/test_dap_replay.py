@@ -7,9 +7,11 @@ the adapter sends is validated against the official schema by the client (see da
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -23,6 +25,7 @@ from opreplay.model import NewOperation, ObjectKey
 from opreplay.replay import ConditionBreakpoint, ReplayEngine, SelectorBreakpoint
 from opreplay.store import Store
 from opreplay.timeline import HEADER_LINES
+from opreplay_adapter.dap import dispatch
 from opreplay_adapter.dap.breakpoints import function_breakpoint
 from opreplay_adapter.dap.dispatch import ErrorKind
 
@@ -730,3 +733,56 @@ def test_terminate_ends_the_session(debugger: Start) -> None:
     assert debugger_.request("terminate")["success"]
     debugger_.client.wait_event("terminated")
     assert debugger_.item.wait_ended().reason == "terminate"
+
+
+class _Collections:
+    """The cyclic collections the process runs while installed: (generation, on the idle hook)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.runs: list[tuple[int, bool]] = []
+        self._idle = False
+        collect = dispatch._collect_garbage
+
+        def collect_when_idle() -> None:
+            self._idle = True
+            try:
+                collect()
+            finally:
+                self._idle = False
+
+        monkeypatch.setattr(dispatch, "_collect_garbage", collect_when_idle)
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.runs.append((info["generation"], self._idle))
+
+
+@pytest.fixture
+def collections(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Collections]:
+    watch = _Collections(monkeypatch)
+    gc.callbacks.append(watch)
+    yield watch
+    gc.callbacks.remove(watch)
+
+
+def test_steps_never_wait_for_a_garbage_collection(debugger: Start, collections: _Collections) -> None:
+    """A collection of the adapter's heap took several times a step: it runs when the client is
+    quiet, never in the middle of what VS Code asks on F10."""
+    session = debugger()
+    collections.runs.clear()  # launching collects once, to freeze what lives as long as the session
+    for command in ["next"] * 40 + ["stepBack"] * 40:
+        session.move(command)
+        session.scope_variables("Object")
+    assert [run for run in collections.runs if not run[1]] == []
+
+
+def test_garbage_is_collected_once_the_client_is_quiet(debugger: Start, collections: _Collections) -> None:
+    session = debugger()
+    for _ in range(5000):  # cycles only the collector can free
+        cycle: list[Any] = []
+        cycle.append(cycle)
+    session.move("next")
+    deadline = time.monotonic() + 5
+    while (2, True) not in collections.runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (2, True) in collections.runs

@@ -39,6 +39,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_HEADER_BYTES = 8 * 1024
 """Largest header section (everything before the blank line) accepted."""
 
+IDLE_AFTER_SECONDS = 0.05
+"""Quiet input for this long means the client waits for its user, not for the adapter."""
 _CHUNK = 64 * 1024
 _EXCERPT = 60
 _MAX_INT_DIGITS = 1000
@@ -138,13 +140,19 @@ class MessageReader:
         self._buffer = bytearray()
         self._poller = _poller_for(stream)
 
-    def read_message(self, *, poll: float = 0.0) -> dict[str, Any] | None:
+    def read_message(
+        self, *, poll: float = 0.0, idle: Callable[[], None] | None = None
+    ) -> dict[str, Any] | None:
         """The next message; when the input is empty, poll it for up to `poll` seconds (a busy
-        wait, for streams that have a file descriptor) before blocking on it."""
-        if poll > 0 and self._poller is not None and b"\r\n\r\n" not in self._buffer:
-            deadline = time.perf_counter() + poll
-            while not self._poller.poll(0) and time.perf_counter() < deadline:
-                pass
+        wait, for streams that have a file descriptor) before blocking on it, and call `idle` once
+        the input has stayed empty for `IDLE_AFTER_SECONDS` more."""
+        if self._poller is not None and b"\r\n\r\n" not in self._buffer:
+            if poll > 0:
+                deadline = time.perf_counter() + poll
+                while not self._poller.poll(0) and time.perf_counter() < deadline:
+                    pass
+            if idle is not None and not self._poller.poll(IDLE_AFTER_SECONDS * 1000):
+                idle()
         end = self._buffer.find(b"\r\n\r\n")
         while end < 0:
             if len(self._buffer) > MAX_HEADER_BYTES:

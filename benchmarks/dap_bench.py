@@ -15,6 +15,11 @@ What is measured, on a long recording (1,000,000 operations by default, made onc
   event loop is; the polling one shows how much of each round trip is the client's own wake-ups
   (on a virtual machine whose other CPU is idle, a thread woken from a blocking read can wait a
   good part of a millisecond for it), which no adapter can remove;
+- the floor (`floor`): the same F10 against an adapter that does no work (a few lines of Python
+  that answer each request with a canned response, over stdio, polling its input as opreplay's
+  adapter does), interleaved with the measured F10s in blocks of 100 so that both see the same
+  moments of the machine: what the pipes, the client, two Python processes and the machine's own
+  stalls cost before the adapter does anything;
 - a long scan: `continue` from the first operation with a function breakpoint on the replay
   benchmark's field condition, which never holds (`continue_with_field_condition`).
 
@@ -69,6 +74,50 @@ PROGRAM = textwrap.dedent(
     """
 )
 BREAK_LINE = 4
+FLOOR_ADAPTER = textwrap.dedent(
+    """\
+    import json, os, select, sys, time
+
+    poller = select.poll()
+    poller.register(0, select.POLLIN)
+    bodies = {
+        "threads": {"threads": [{"id": 1, "name": "main"}]},
+        "stackTrace": {"stackFrames": [{"id": 1, "name": "frame", "line": 1, "column": 1}]},
+        "scopes": {"scopes": [{"name": "Object", "variablesReference": 1, "expensive": False}]},
+        "variables": {"variables": []},
+    }
+    stopped = {"type": "event", "event": "stopped", "body": {"reason": "step", "threadId": 1}}
+    buffer, seq = b"", 0
+
+    def frame(message):
+        global seq
+        seq += 1
+        body = json.dumps({"seq": seq, **message}).encode()
+        return b"Content-Length: %d\\r\\n\\r\\n%s" % (len(body), body)
+
+    while True:
+        deadline = time.perf_counter() + 0.002
+        while not poller.poll(0) and time.perf_counter() < deadline:
+            pass
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        buffer += chunk
+        while b"\\r\\n\\r\\n" in buffer:
+            header, _, rest = buffer.partition(b"\\r\\n\\r\\n")
+            length = int(header.split(b":", 1)[1])
+            if len(rest) < length:
+                break
+            request, buffer = json.loads(rest[:length]), rest[length:]
+            command = request["command"]
+            out = frame({"type": "response", "request_seq": request["seq"], "success": True,
+                         "command": command, "body": bodies.get(command, {})})
+            if command in ("next", "stepBack"):
+                out += frame(stopped)
+            os.write(1, out)
+    """
+)
+"""An adapter that does nothing but answer: the floor under any Python adapter on this machine."""
 NODELAY_SITECUSTOMIZE = textwrap.dedent(
     """\
     # TCP_NODELAY on every TCP socket debugpy connects or accepts, in its adapter and in the debuggee
@@ -204,17 +253,35 @@ def summary(seconds: list[float]) -> dict[str, float | int]:
     }
 
 
-def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
-    started = time.perf_counter()
+def start_adapter(*command: str) -> tuple[subprocess.Popen[bytes], Client]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "opreplay_adapter.dap"],
+        [sys.executable, *command],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         bufsize=0,
     )
     assert process.stdin is not None and process.stdout is not None
-    client = Client(process.stdout, process.stdin)  # type: ignore[arg-type]
+    return process, Client(process.stdout, process.stdin)  # type: ignore[arg-type]
+
+
+def interleaved(
+    measured: Callable[[], float], floor: Callable[[], float], steps: int, *, block: int = 100
+) -> tuple[list[float], list[float]]:
+    """`steps` of each, alternating in blocks, so that both meet the machine in the same moods."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    while len(ours) < steps:
+        count = min(block, steps - len(ours))
+        ours += [measured() for _ in range(count)]
+        theirs += [floor() for _ in range(count)]
+    return ours, theirs
+
+
+def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    process, client = start_adapter("-m", "opreplay_adapter.dap")
+    floor_process, floor_client = start_adapter("-c", FLOOR_ADAPTER)
     try:
         client.request(
             "initialize", {"adapterID": "opreplay", "linesStartAt1": True, "columnsStartAt1": True}
@@ -233,7 +300,13 @@ def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
         during = [step_round_trip(client, "next", thread_id, "Object") for _ in range(ANALYSING_STEPS)]
         client.event("output", lambda body: ANALYSED.match(body.get("output", "")) is not None)
         analysis_s = time.perf_counter() - first_stop
-        forward = [step_round_trip(client, "next", thread_id, "Object") for _ in range(steps)]
+        for _ in range(20):
+            step_round_trip(floor_client, "next", 1, "Object")
+        forward, floor = interleaved(
+            lambda: step_round_trip(client, "next", thread_id, "Object"),
+            lambda: step_round_trip(floor_client, "next", 1, "Object"),
+            steps,
+        )
         backward = [step_round_trip(client, "stepBack", thread_id, "Object") for _ in range(steps)]
         client.poll = 0.005
         polled = [step_round_trip(client, "next", thread_id, "Object") for _ in range(steps)]
@@ -249,9 +322,12 @@ def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
         scan_s = time.perf_counter() - scan_started
         client.request("disconnect")
         process.wait(timeout=10)
+        floor_process.stdin.close()  # type: ignore[union-attr]
+        floor_process.wait(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
+        for started_process in (process, floor_process):
+            if started_process.poll() is None:
+                started_process.kill()
     return {
         "transport": "stdio",
         "launch_to_first_stopped_ms": round((first_stop - launched) * 1000, 1),
@@ -261,6 +337,7 @@ def bench_opreplay(database: Path, steps: int) -> dict[str, Any]:
         "f10": summary(forward),
         "step_back": summary(backward),
         "polling_client": {"f10": summary(polled), "step_back": summary(polled_back)},
+        "floor": {"f10": summary(floor)},
         "continue_with_field_condition": {
             "condition": FIELD_CONDITION,
             "seconds": round(scan_s, 2),

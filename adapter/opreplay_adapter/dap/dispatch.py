@@ -134,28 +134,27 @@ class CancellationToken:
     stop (reason `pause` in the stopped event), not a failure.
     """
 
-    __slots__ = ("_event", "reason")
+    __slots__ = ("reason",)
 
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason: str | None = None
+        self.reason: str | None = None  # set once, by the first `cancel`: a plain attribute is
+        # enough (nothing waits on a token, and an assignment is atomic), and it is made per request
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self.reason is not None
 
     def is_set(self) -> bool:
         """`cancelled`, under the name the engine's `CancelToken` protocol uses."""
-        return self._event.is_set()
+        return self.reason is not None
 
     def cancel(self, reason: str = "cancelled") -> None:
-        if not self._event.is_set():
+        if self.reason is None:
             self.reason = reason
-            self._event.set()
 
     def check(self) -> None:
         """Raise `Cancelled` if the token fired."""
-        if self._event.is_set():
+        if self.reason is not None:
             raise Cancelled()
 
 

@@ -20,6 +20,9 @@ What is measured, on a long recording (1,000,000 operations by default, made onc
   adapter does), interleaved with the measured F10s in blocks of 100 so that both see the same
   moments of the machine: what the pipes, the client, two Python processes and the machine's own
   stalls cost before the adapter does anything;
+- the machine's own stalls (`machine.stalls`): a thread spinning on each CPU for a few seconds
+  counts the moments its clock jumps by more than 0.5 ms (it was not running: the hypervisor or
+  the kernel had the CPU), which any round trip that meets one pays;
 - a long scan: `continue` from the first operation with a function breakpoint on the replay
   benchmark's field condition, which never holds (`continue_with_field_condition`).
 
@@ -118,6 +121,24 @@ FLOOR_ADAPTER = textwrap.dedent(
     """
 )
 """An adapter that does nothing but answer: the floor under any Python adapter on this machine."""
+STALL_PROBE = textwrap.dedent(
+    """\
+    import json, os, sys, time
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(sys.argv[1])})
+    seconds, gaps = float(sys.argv[2]), []
+    start = last = time.perf_counter()
+    while last - start < seconds:
+        now = time.perf_counter()
+        if now - last > 0.0005:
+            gaps.append(now - last)
+        last = now
+    print(json.dumps(gaps))
+    """
+)
+"""Spins on one CPU and prints the gaps over 0.5 ms between two readings of its clock."""
+STALL_SECONDS = 5.0
 NODELAY_SITECUSTOMIZE = textwrap.dedent(
     """\
     # TCP_NODELAY on every TCP socket debugpy connects or accepts, in its adapter and in the debuggee
@@ -409,6 +430,26 @@ def bench_debugpy(steps: int, *, nodelay: bool) -> dict[str, Any]:
     }
 
 
+def machine_stalls(seconds: float = STALL_SECONDS) -> dict[str, Any]:
+    """What a thread that never sleeps loses on each CPU at once: counts per second and the longest."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    probes = [
+        subprocess.Popen(
+            [sys.executable, "-c", STALL_PROBE, str(cpu), str(seconds)], stdout=subprocess.PIPE, text=True
+        )
+        for cpu in cpus
+    ]
+    gaps = [gap for probe in probes for gap in json.loads(probe.communicate()[0])]
+    per_second = len(cpus) * seconds
+    return {
+        "seconds": seconds,
+        "cpus": len(cpus),
+        "over_0_5_ms_per_cpu_second": round(len(gaps) / per_second, 1),
+        "over_2_ms_per_cpu_second": round(sum(gap > 0.002 for gap in gaps) / per_second, 1),
+        "longest_ms": round(max(gaps, default=0.0) * 1000, 2),
+    }
+
+
 def ensure_database(database: Path, operations: int) -> None:
     if database.exists():
         return
@@ -447,6 +488,7 @@ def main() -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "stalls": machine_stalls(),
         },
         "opreplay": opreplay,
         "debugpy": [

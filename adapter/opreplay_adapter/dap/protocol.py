@@ -39,8 +39,9 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_HEADER_BYTES = 8 * 1024
 """Largest header section (everything before the blank line) accepted."""
 
-IDLE_AFTER_SECONDS = 0.05
-"""Quiet input for this long means the client waits for its user, not for the adapter."""
+IDLE_AFTER_SECONDS = 0.25
+"""Quiet input for this long means the client waits for its user, not for the adapter: VS Code
+sends a step's requests milliseconds apart, and a key held down repeats F10 every 30-50 ms."""
 _CHUNK = 64 * 1024
 _EXCERPT = 60
 _MAX_INT_DIGITS = 1000

@@ -214,7 +214,9 @@ def test_partial_writes_are_completed() -> None:
 def test_log_has_one_json_line_per_message(tmp_path: Path) -> None:
     log = MessageLog.open(tmp_path / "log")
     out = io.BytesIO()
-    MessageWriter(out, log=log).send({"type": "event", "event": "output", "body": {"output": UNICODE}})
+    # JSON keeps U+2028, U+2029 and U+0085 raw, but editors and str.splitlines() break lines there
+    output = UNICODE + "\u2028\u2029\x85"
+    MessageWriter(out, log=log).send({"type": "event", "event": "output", "body": {"output": output}})
     MessageReader(
         io.BytesIO(frame({"seq": 1, "type": "request", "command": "threads"})), log=log
     ).read_message()
@@ -222,7 +224,7 @@ def test_log_has_one_json_line_per_message(tmp_path: Path) -> None:
     log.close()
     records = [json.loads(line) for line in (tmp_path / "log").read_text(encoding="utf-8").splitlines()]
     assert [r["direction"] for r in records] == ["out", "in", "adapter"]
-    assert records[0]["message"]["body"]["output"] == UNICODE
+    assert records[0]["message"]["body"]["output"] == output
     assert records[1]["message"] == {"seq": 1, "type": "request", "command": "threads"}
     assert records[2]["level"] == "error" and records[2]["text"].startswith("Traceback")
     assert all(r["time"].endswith("+00:00") for r in records)

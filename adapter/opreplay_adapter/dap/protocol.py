@@ -39,6 +39,9 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_HEADER_BYTES = 8 * 1024
 """Largest header section (everything before the blank line) accepted."""
 
+_LINE_BREAKS_ESCAPED = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""Characters JSON leaves raw in strings where editors and `str.splitlines` end a line: escaped,
+a log line stays one line everywhere."""
 IDLE_AFTER_SECONDS = 0.25
 """Quiet input for this long means the client waits for its user, not for the adapter: VS Code
 sends a step's requests milliseconds apart, and a key held down repeats F10 every 30-50 ms."""
@@ -111,7 +114,7 @@ class MessageLog:
     def _write(self, record: dict[str, Any]) -> None:
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="microseconds"), **record}
         try:
-            line = json.dumps(record, ensure_ascii=False)
+            line = json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS_ESCAPED)
         except (ValueError, TypeError, RecursionError) as error:
             kept = {k: v for k, v in record.items() if k != "message"}
             line = json.dumps({**kept, "error": f"message not loggable: {type(error).__name__}"})

@@ -85,7 +85,8 @@ class MessageLog:
 
     Every line has `time` (UTC, ISO 8601) and `direction`: `in` and `out` lines carry `message`
     (or, for input that could not be parsed, `error` and `raw`), `adapter` lines carry `level` and
-    `text`. Lines are flushed one by one so that a killed adapter leaves a complete log.
+    `text`. Lines are flushed one by one so that a killed adapter leaves a complete log, and a
+    line is one line for any reader (`_LINE_BREAKS_ESCAPED`).
     """
 
     def __init__(self, stream: TextIO) -> None:

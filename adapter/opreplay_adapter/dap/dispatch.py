@@ -131,14 +131,15 @@ class CancellationToken:
 
     Long-running handlers poll `cancelled` (cheap) or call `check()`; the engine's scans take the
     token itself (`is_set()`). A `scan` handler looks at `reason` first: a pause is a normal
-    stop (reason `pause` in the stopped event), not a failure.
+    stop (reason `pause` in the stopped event), not a failure. The first `cancel` sets `reason`
+    and that is the whole state: nothing waits on a token, so it needs no `threading.Event`
+    (one is made per request).
     """
 
     __slots__ = ("reason",)
 
     def __init__(self) -> None:
-        self.reason: str | None = None  # set once, by the first `cancel`: a plain attribute is
-        # enough (nothing waits on a token, and an assignment is atomic), and it is made per request
+        self.reason: str | None = None
 
     @property
     def cancelled(self) -> bool:

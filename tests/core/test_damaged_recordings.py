@@ -124,6 +124,15 @@ def test_a_delta_chain_that_loops_is_corruption(recording: Path) -> None:
         store.body_bytes(last)
 
 
+def test_a_delta_whose_base_is_gone_names_the_missing_body(recording: Path) -> None:
+    with Store.open(recording) as store:
+        first, _, last = (op.response_digest for op in store.operations(store.find_session("latest")))
+    assert first is not None and last is not None
+    _sql(recording, f"DELETE FROM bodies WHERE hex(digest) = '{first.hex().upper()}'")
+    with Store.open(recording) as store, pytest.raises(StoreError, match=f"body {first.hex()} is missing"):
+        store.body_bytes(last)  # two deltas above it: the walk reads the rest of the chain in one query
+
+
 def test_a_value_of_another_type_than_its_column_is_corruption(recording: Path) -> None:
     _sql(recording, "UPDATE operations SET seq = X'0102' WHERE seq = 3")  # SQLite keeps it a blob
     with Store.open(recording) as store, pytest.raises(StoreError, match=r"\(a value that cannot be read"):

@@ -58,6 +58,11 @@ _DRIVER_LIMIT = 64
 """Up to this many object ids (or statuses, verbs) a query runs once per value on its index."""
 
 
+def _body_blob(form: Any, codec: Any, base: Any, data: Any) -> BodyBlob:
+    """A `bodies` row as Python values (the drivers hand out memoryviews and their own integers)."""
+    return int(form), int(codec), bytes(base) if base is not None else None, bytes(data)
+
+
 def operation_from_row(row: Sequence[Any]) -> Operation:
     """The `Operation` of a row returned by `operation_rows` / `find_operation_rows`."""
     request, response = row[ROW_REQUEST], row[ROW_RESPONSE]
@@ -420,9 +425,8 @@ class ReplayQueries:
             chunk = wanted[start : start + 500]
             marks = ", ".join([param] * len(chunk))
             sql = f"SELECT digest, format, codec, base, data FROM bodies WHERE digest IN ({marks})"
-            for key, form, codec, base, data in self.db.execute_sql(sql, chunk).fetchall():
-                base_key = bytes(base) if base is not None else None
-                found[bytes(key)] = (int(form), int(codec), base_key, bytes(data))
+            for key, *stored in self.db.execute_sql(sql, chunk).fetchall():
+                found[bytes(key)] = _body_blob(*stored)
         return found
 
     @guard
@@ -449,15 +453,7 @@ class ReplayQueries:
             f" FROM bodies b JOIN chain c ON b.digest = c.base WHERE c.depth < {bodies.MAX_DELTA_DEPTH})"
             " SELECT digest, format, codec, base, data FROM chain"
         )
-        found: dict[bytes, BodyBlob] = {}
-        for digest, form, codec, base, data in self.db.execute_sql(sql, [key]).fetchall():
-            found[bytes(digest)] = (
-                int(form),
-                int(codec),
-                bytes(base) if base is not None else None,
-                bytes(data),
-            )
-        return found
+        return {bytes(digest): _body_blob(*stored) for digest, *stored in self.db.execute_sql(sql, [key])}
 
     @guard
     def decode_body_blob(

@@ -602,51 +602,38 @@ class Store(ReplayQueries):
     def _stored(self, key: bytes) -> tuple[int, bytes]:
         """(format, decompressed bytes) of a body, through a small cache of the recent ones.
 
-        A delta needs its base decoded first. A base that is not in the cache comes with the rest of
-        its chain in one query: a version reached by a jump can sit sixteen deltas above its
-        keyframe, and sixteen queries cost four times one that returns sixteen rows.
+        A delta needs its base decoded first: the walk goes down the chain to a cached base or a
+        keyframe, then decodes back up. A base that is neither cached nor read yet comes with the
+        rest of its chain in one query: a version reached by a jump can sit sixteen deltas above
+        its keyframe, and sixteen queries cost four times one that returns sixteen rows.
         """
-        cached = self._cached_body(key)
-        if cached is not None:
-            return cached
-        row = self.db.execute_sql(
-            f"SELECT format, codec, base, data FROM bodies WHERE digest = {self.db.param}", (key,)
-        ).fetchone()
-        if row is None:
-            raise StoreError(f"{self.label}: body {key.hex()} is missing")
-        form, codec, base, data = row
-        base = bytes(base) if base is not None else None
-        blobs = {key: (int(form), int(codec), base, bytes(data))}
-        if base is not None and self._cached_body(base) is None:
-            blobs.update(self.body_chain(base))
-        return self._decode_chain(key, blobs)
-
-    def _decode_chain(self, key: bytes, blobs: Mapping[bytes, BodyBlob]) -> tuple[int, bytes]:
-        """Decode `key` from `blobs`, its chain down to a keyframe or a cached base, bottom up."""
-        pending: list[tuple[bytes, BodyBlob]] = []
         below: bytes | None = key
+        blobs: Mapping[bytes, BodyBlob] = {}
+        pending: list[tuple[bytes, BodyBlob]] = []
         decoded = None
-        while below is not None and decoded is None:
+        while below is not None:
             if len(pending) > bodies.MAX_DELTA_DEPTH:  # the writer cuts chains there: this one loops
                 raise StoreError(
                     f"{self.label}: body {key.hex()} is corrupted (its delta chain does not end)"
                 )
             decoded = self._cached_body(below)
-            if decoded is None:
-                blob = blobs.get(below)
-                if blob is None:
-                    raise StoreError(f"{self.label}: body {below.hex()} is missing")
-                pending.append((below, blob))
-                below = blob[2]
-        base_bytes = decoded[1] if decoded is not None else None
+            if decoded is not None:
+                break
+            if below not in blobs:  # the body itself, then the rest of its chain at once
+                blobs = self.body_chain(below) if pending else self.body_blobs((below,))
+            blob = blobs.get(below)
+            if blob is None:
+                raise StoreError(f"{self.label}: body {below.hex()} is missing")
+            pending.append((below, blob))
+            below = blob[2]
         for digest, (form, codec, base, data) in reversed(pending):
+            base_bytes = decoded[1] if decoded is not None and base is not None else None
             try:
-                decoded = (form, bodies.decompress(codec, data, base_bytes if base is not None else None))
+                decoded = (form, bodies.decompress(codec, data, base_bytes))
             except (ValueError, zstandard.ZstdError) as error:
                 raise StoreError(f"{self.label}: body {digest.hex()} is corrupted ({error})") from None
             self._remember_body(digest, decoded)
-            base_bytes = decoded[1]
-        assert decoded is not None  # pending holds at least `key` when it was not cached
+        assert decoded is not None  # the loop ends on a cached body or after decoding at least `key`
         return decoded
 
     def _cached_body(self, key: bytes) -> tuple[int, bytes] | None:
